@@ -1,0 +1,118 @@
+"""Reading, checking, resampling and writing audio clips.
+
+Audio is held as float32 numpy arrays shaped ``(channels, samples)``. Every problem with an input file is
+reported as one :class:`~engine.errors.AudioError` line before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .atomic import atomic_path
+from .errors import AudioError
+
+SILENCE_PEAK = 1e-5  # -100 dBFS: below this a clip holds nothing to learn from or stylize
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """What the engine accepts; the maximum keeps one careless drag-and-drop from running for hours."""
+
+    max_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Samples shaped (channels, samples) at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def num_samples(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def seconds(self) -> float:
+        return self.num_samples / self.sample_rate
+
+    def mono(self) -> np.ndarray:
+        """The channels averaged into one signal."""
+        return self.samples.mean(axis=0)
+
+
+def read_audio(path: str | os.PathLike, limits: AudioLimits = AudioLimits()) -> Clip:
+    """Read any format soundfile knows and check it is usable; raise AudioError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"Audio file not found: {path}")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(f"Cannot read {path.name}: not an audio file this engine can open (WAV, FLAC, OGG, MP3): {exc}")
+    if info.frames <= 0:
+        raise AudioError(f"{path.name} is empty: it holds no samples.")
+    if info.frames / info.samplerate > limits.max_seconds:
+        raise AudioError(
+            f"{path.name} is {info.frames / info.samplerate:.0f} s long; the limit is {limits.max_seconds:.0f} s. "
+            "Trim it or raise the limit."
+        )
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(f"Cannot read {path.name}: the file is damaged ({exc}).")
+    clip = Clip(np.ascontiguousarray(data.T), int(rate))
+    check_samples(clip.samples, path.name)
+    return clip
+
+
+def check_samples(samples: np.ndarray, label: str) -> None:
+    """Refuse audio that is empty, silent, or holds NaN/inf samples."""
+    if samples.size == 0:
+        raise AudioError(f"{label} is empty: it holds no samples.")
+    if not np.all(np.isfinite(samples)):
+        raise AudioError(f"{label} holds NaN or infinite samples; re-export it from your DAW.")
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        raise AudioError(f"{label} is silent; pick a clip with sound in it.")
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Band-limited resampling of (channels, samples) audio (libsoxr, high quality)."""
+    if from_rate == to_rate:
+        return samples.astype(np.float32, copy=False)
+    out = soxr.resample(samples.T, from_rate, to_rate, quality="HQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, samples.shape[0]).T)
+
+
+def fit_length(samples: np.ndarray, num_samples: int) -> np.ndarray:
+    """Trim or zero-pad the last axis to exactly ``num_samples``."""
+    have = samples.shape[-1]
+    if have >= num_samples:
+        return samples[..., :num_samples]
+    pad = [(0, 0)] * (samples.ndim - 1) + [(0, num_samples - have)]
+    return np.pad(samples, pad)
+
+
+def write_audio(path: str | os.PathLike, clip: Clip) -> Path:
+    """Write a 32-bit float file (no clipping) atomically; the format follows the file's extension."""
+    path = Path(path)
+    if path.suffix.lower() not in {".wav", ".flac", ".ogg", ".aiff", ".aif"}:
+        raise AudioError(f"Cannot write {path.name}: use a .wav, .flac, .ogg or .aiff file name.")
+    subtype = "FLOAT" if path.suffix.lower() in {".wav", ".aiff", ".aif"} else None
+    samples = clip.samples
+    if subtype is None:  # formats without float samples: keep the signal inside full scale
+        samples = np.clip(samples, -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), samples.T, clip.sample_rate, subtype=subtype)
+    return path

@@ -1,0 +1,151 @@
+"""The frozen base model: a text-conditioned latent diffusion model over spectrogram images.
+
+``load_base_model`` takes the built-in ``tiny`` model, a Hugging Face hub id (from the local cache, or
+downloaded when the network allows) or a local folder in diffusers layout. Every weight is frozen; only
+style modules are ever trained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .devices import pick_device, pick_dtype
+from .errors import ModelNotFoundError
+from .spectrogram import SpectrogramFormat
+from .tiny import SD_SCHEDULER_CONFIG, TINY_SPECTROGRAM, build_tiny_components
+
+RIFFUSION = "riffusion/riffusion-model-v1"
+TINY = "tiny"
+DEFAULT_MODEL = RIFFUSION
+SPECTROGRAM_FILE = "spectrogram.json"  # a model's own image format, stored next to its weights
+
+
+@dataclass
+class BaseModel:
+    """The loaded, frozen components and what they need to run: device, precision, image format."""
+
+    model_id: str
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    scheduler_config: dict
+    spectrogram: SpectrogramFormat
+    device: torch.device
+    dtype: torch.dtype
+    produces_noise: bool = False  # true for random-weight models (tiny): say so wherever output is shown
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the text encoder's token embeddings (768 for CLIP ViT-L/14)."""
+        return self.text_encoder.get_input_embeddings().embedding_dim
+
+    @property
+    def vae_scale(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the weights, to tell whether a style was trained on these very weights."""
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.unet, self.vae, self.text_encoder)
+        return self._fingerprint
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision for the frozen networks (weights stay fp32; matmuls run in ``dtype``)."""
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def describe(self) -> str:
+        label = f"{self.model_id} on {self.device.type} ({self.dtype})".replace("torch.", "")
+        if self.produces_noise:
+            label += " [random weights: output is noise, for tests and smoke runs]"
+        return label
+
+
+def weights_fingerprint(*modules: torch.nn.Module) -> str:
+    """Hash names, shapes and about a thousand evenly spaced values of every tensor (fast even for 1 B weights)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            flat = tensor.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 1024)].to("cpu", torch.float32)
+            digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+            digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _freeze(*modules: torch.nn.Module) -> None:
+    for module in modules:
+        module.requires_grad_(False)
+        module.eval()
+
+
+def load_base_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto") -> BaseModel:
+    """Load a base model once; pass the result to everything that needs it."""
+    torch_device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, torch_device)
+    if model == TINY:
+        unet, vae, text_encoder, tokenizer = build_tiny_components()
+        scheduler_config, fmt, noise = dict(SD_SCHEDULER_CONFIG), TINY_SPECTROGRAM, True
+    else:
+        unet, vae, text_encoder, tokenizer, scheduler_config = _load_pretrained(model)
+        fmt, noise = _read_model_notes(model)
+        model = str(Path(model).resolve()) if Path(model).is_dir() else model
+    _freeze(unet, vae, text_encoder)
+    for module in (unet, vae, text_encoder):
+        module.to(torch_device)  # weights stay fp32; autocast runs the matmuls at ``dtype``
+    return BaseModel(model, unet, vae, text_encoder, tokenizer, scheduler_config, fmt, torch_device, torch_dtype, noise)
+
+
+def _load_pretrained(source: str):
+    where = "folder" if Path(source).is_dir() else "model"
+    try:
+        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=torch.float32)
+        vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=torch.float32)
+        text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=torch.float32)
+        tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer")
+        scheduler_config = dict(DDIMScheduler.load_config(source, subfolder="scheduler"))
+    except (OSError, ValueError) as exc:  # hub errors (offline, not cached, 404) are OSError/ValueError subclasses
+        if where == "folder":
+            raise ModelNotFoundError(
+                f"Cannot load the base model from folder {source}: it must hold unet/, vae/, text_encoder/, "
+                f"tokenizer/ and scheduler/ in diffusers layout ({type(exc).__name__})."
+            ) from None
+        raise ModelNotFoundError(
+            f"Base model '{source}' is not on this machine and could not be downloaded. Download it once with "
+            f"`hf download {source}` where there is internet (or copy the folder and pass --model FOLDER), "
+            "or use --model tiny for a smoke run."
+        ) from None
+    return unet, vae, text_encoder, tokenizer, scheduler_config
+
+
+def _read_model_notes(source: str) -> tuple[SpectrogramFormat, bool]:
+    """A model folder's own spectrogram format and random-weights flag; Riffusion's format when absent."""
+    path = Path(source) / SPECTROGRAM_FILE
+    if not path.is_file():
+        return SpectrogramFormat(), False
+    notes = json.loads(path.read_text())
+    return SpectrogramFormat.from_dict(notes.get("format", {})), bool(notes.get("random_weights", False))
+
+
+def save_base_model(base: BaseModel, folder: str | os.PathLike) -> Path:
+    """Write a base model in diffusers layout, with its spectrogram format, so it loads from a folder."""
+    folder = Path(folder)
+    base.unet.save_pretrained(folder / "unet")
+    base.vae.save_pretrained(folder / "vae")
+    base.text_encoder.save_pretrained(folder / "text_encoder")
+    base.tokenizer.save_pretrained(folder / "tokenizer")
+    DDIMScheduler.from_config(base.scheduler_config).save_config(folder / "scheduler")
+    meta = {"format": base.spectrogram.to_dict(), "random_weights": base.produces_noise}
+    (folder / SPECTROGRAM_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return folder

@@ -1,0 +1,271 @@
+"""The ``restyle`` command line: train, stylize, styles, demo.
+
+Errors from the engine are caught here, once, and printed as one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from .base_model import DEFAULT_MODEL, TINY
+from .errors import BaseModelMismatchError, RestyleError
+from .library import StyleLibrary
+from .progress import Progress
+from .sampler import SamplerSettings
+from .style import parse_style_mix
+from .training import TrainSettings
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+# -- argument parsing ---------------------------------------------------------------------------------------------
+def _add_model_options(parser: argparse.ArgumentParser, model_default: str | None) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=model_default,
+                       help=f"base model: a hub id, a local diffusers folder, or '{TINY}' (random weights, "
+                            f"noise, for smoke runs). Default: {model_default or 'the style’s own base model'}")
+    group.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    group.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, bf16 on CPUs with AMX), fp32, bf16, fp16")
+    group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this")
+
+
+def _add_library_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--styles-dir", default=None,
+                        help="style library folder (default: $RESTYLE_HOME/styles or the user data folder)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="restyle", description="Learn a sound's style from a few clips, then "
+                                     "re-render any clip in that style.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="learn a new style from audio clips or a folder of them")
+    train.add_argument("name", help="the style's name")
+    train.add_argument("clips", nargs="+", help="audio files or folders")
+    defaults = TrainSettings()
+    train.add_argument("--steps", type=int, default=defaults.steps)
+    train.add_argument("--lr", type=float, default=defaults.learning_rate, help="AdamW learning rate")
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N")
+    train.add_argument("--init-word", default=defaults.init_word, help="word whose embedding the style starts from")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing style of that name")
+    train.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_model_options(train, DEFAULT_MODEL)
+    _add_library_option(train)
+
+    stylize = commands.add_parser("stylize", help="re-render an audio file in a style")
+    stylize.add_argument("input", help="audio file")
+    stylize.add_argument("--style", required=True, help="a style name, or a blend such as bird:0.7,chime:0.3")
+    stylize.add_argument("--strength", type=float, help="0..1: how far from the original (style's default)")
+    stylize.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
+    stylize.add_argument("--steps", type=int, default=SamplerSettings().steps)
+    stylize.add_argument("--seed", type=int, default=0)
+    stylize.add_argument("--no-brs", action="store_true", help="plain noise instead of bias-reduced stylization")
+    stylize.add_argument("--stereo", action="store_true", help="stylize each channel (default: a mono mix)")
+    stylize.add_argument("--start", type=float, help="region start in seconds")
+    stylize.add_argument("--end", type=float, help="region end in seconds")
+    stylize.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.wav next to the input)")
+    stylize.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_model_options(stylize, None)
+    _add_library_option(stylize)
+
+    styles = commands.add_parser("styles", help="list, show, remove or rename styles")
+    actions = styles.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="all styles")
+    listing.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="one style's details")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    remove = actions.add_parser("rm", help="delete a style")
+    remove.add_argument("name")
+    rename = actions.add_parser("rename", help="rename a style")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    for action in (listing, show, remove, rename):
+        _add_library_option(action)
+
+    demo = commands.add_parser("demo", help="train a style on synthesized bells and stylize a melody, offline")
+    demo.add_argument("--out", default="restyle-demo", help="folder for the clips, the style and the result")
+    demo.add_argument("--steps", type=int, default=200, help="training steps")
+    _add_model_options(demo, TINY)
+    return parser
+
+
+# -- commands -----------------------------------------------------------------------------------------------------
+class ProgressBar:
+    """A tqdm bar on stderr fed by the engine's progress callback; a new bar for each stage."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, progress: Progress) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or progress.stage != self.stage:
+            self.close()
+            self.stage = progress.stage
+            self.bar = tqdm(total=progress.total, desc=f"{self.label} ({progress.stage})", unit="step",
+                            file=sys.stderr, dynamic_ncols=True, initial=progress.done - 1)
+        self.bar.update(progress.done - self.bar.n)
+        if progress.loss is not None:
+            self.bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _engine(args: argparse.Namespace, model: str):
+    from .audio import AudioLimits
+    from .engine import Engine, EngineSettings
+
+    settings = EngineSettings(limits=AudioLimits(max_seconds=args.max_seconds))
+    engine = Engine.load(model, args.device, args.dtype, args.styles_dir, settings)
+    note(f"base model: {engine.base.describe()}")
+    return engine
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = TrainSettings(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size, seed=args.seed,
+                             checkpoint_every=args.checkpoint_every, init_word=args.init_word).validate()
+    engine = _engine(args, args.model)
+    bar = ProgressBar(f"training {args.name}")
+    try:
+        style = engine.train(args.name, args.clips, settings, resume=args.resume, overwrite=args.overwrite,
+                             progress=bar)
+    finally:
+        bar.close()
+    folder = engine.library.folder(style.name)
+    history = style.info.loss_history
+    if args.json:
+        print(json.dumps({"style": style.name, "folder": str(folder), "steps": len(history),
+                          "final_loss": history[-1], "produces_noise": style.info.produces_noise}))
+    else:
+        print(f"Trained style '{style.name}' ({len(history)} steps, last loss {history[-1]:.4f}): {folder}")
+    return 0
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    model = args.model or _style_base_model(args)
+    engine = _engine(args, model)
+    mix = engine.style_mix(args.style)
+    recommended = engine.recommended_settings(mix)
+    settings = SamplerSettings(
+        strength=recommended.strength if args.strength is None else args.strength,
+        scale=recommended.scale if args.scale is None else args.scale,
+        steps=args.steps, seed=args.seed, brs=not args.no_brs,
+    ).validate()
+    bar = ProgressBar(f"stylizing with {mix.label}")
+    try:
+        result = engine.stylize(args.input, args.style, settings, args.output, stereo=args.stereo,
+                                start=args.start, end=args.end, progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps({"output": str(result.path), "sample_rate": result.sample_rate, "channels": result.channels,
+                          "seconds": round(result.seconds, 6), "style": result.style, "strength": settings.strength,
+                          "scale": settings.scale, "steps": settings.steps, "seed": settings.seed,
+                          "produces_noise": engine.base.produces_noise}))
+    else:
+        print(result.path)
+    return 0
+
+
+def _style_base_model(args: argparse.Namespace) -> str:
+    """The base model the named styles were trained on (they must agree)."""
+    library = StyleLibrary(args.styles_dir)
+    infos = [library.info(name) for name, _ in parse_style_mix(args.style)]
+    if len({info.base_fingerprint for info in infos}) > 1:
+        raise BaseModelMismatchError("The blended styles were trained on different base models; blend styles of one.")
+    return infos[0].base_model
+
+
+def cmd_styles(args: argparse.Namespace) -> int:
+    library = StyleLibrary(args.styles_dir)
+    if args.action == "list":
+        infos = [library.info(name) for name in library.names()]
+        if args.json:
+            print(json.dumps([_summary(i) for i in infos]))
+        elif not infos:
+            print(f"No styles yet in {library.root}. Train one with: restyle train NAME CLIPS...")
+        for info in infos if not args.json else []:
+            noise = "  (tiny model: noise)" if info.produces_noise else ""
+            print(f"{info.name:24s} scale {info.recommended_scale:<4} strength {info.recommended_strength:<5} "
+                  f"base {info.base_model}{noise}")
+    elif args.action == "show":
+        info = library.info(args.name)
+        data = info.to_dict()
+        if args.json:
+            print(json.dumps(data))
+        else:
+            data["loss_history"] = f"{len(info.loss_history)} values, last {info.loss_history[-1:]}"
+            for key, value in data.items():
+                print(f"{key}: {value}")
+    elif args.action == "rm":
+        library.remove(args.name)
+        print(f"Removed style '{args.name}'.")
+    elif args.action == "rename":
+        library.rename(args.old, args.new)
+        print(f"Renamed style '{args.old}' to '{args.new}'.")
+    return 0
+
+
+def _summary(info) -> dict:
+    return {"name": info.name, "base_model": info.base_model, "recommended_scale": info.recommended_scale,
+            "recommended_strength": info.recommended_strength, "created": info.created,
+            "produces_noise": info.produces_noise}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    args.styles_dir = str(Path(args.out) / "styles")
+    engine = _engine(args, args.model)
+    outputs = run_demo(engine, Path(args.out), args.steps, progress=ProgressBar("demo"))
+    for label, path in outputs.items():
+        print(f"{label}: {path}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "demo": cmd_demo}
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("diffusers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        return COMMANDS[args.command](args)
+    except RestyleError as exc:
+        print(f"restyle: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("restyle: interrupted; no output file was written (training resumes with --resume).", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

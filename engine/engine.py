@@ -1,0 +1,229 @@
+"""The engine's public surface: load a base model once, then train, stylize and manage styles many times.
+
+    engine = Engine.load("riffusion/riffusion-model-v1")
+    engine.train("accordion", ["clips/"], TrainSettings(steps=3000))
+    result = engine.stylize("loop.wav", "accordion", SamplerSettings(strength=0.6, scale=4.5))
+
+Long calls take a progress callback and a cancel check, consulted between diffusion or optimiser steps.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import AudioLimits, Clip, check_samples, fit_length, read_audio, resample, write_audio
+from .base_model import BaseModel, load_base_model
+from .conditioning import TextConditioner
+from .errors import AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
+from .library import StyleLibrary, check_name
+from .progress import CancelCheck, Progress, ProgressCallback
+from .sampler import Sampler, SamplerSettings
+from .spectrogram import SpectrogramConverter, image_to_model_input, model_output_to_image
+from .style import Style, StyleInfo, StyleMix, parse_style_mix
+from .training import StyleTrainer, TrainSettings, collect_clips
+from .windows import join, split
+
+
+@dataclass(frozen=True)
+class StylizeResult:
+    """What a stylize call wrote."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    num_samples: int
+    style: str
+    settings: SamplerSettings
+
+    @property
+    def seconds(self) -> float:
+        return self.num_samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How audio is cut for the model: 0.2 s overlaps with equal-power crossfades (Riffusion's long-audio path)."""
+
+    overlap_seconds: float = 0.2
+    window_batch: int = 1  # windows denoised together in one UNet batch
+    limits: AudioLimits = AudioLimits()
+
+
+class Engine:
+    """A loaded base model plus a style library. Create once; every method may be called many times."""
+
+    def __init__(self, base: BaseModel, library: StyleLibrary, settings: EngineSettings = EngineSettings()):
+        self.base = base
+        self.library = library
+        self.settings = settings
+        self.converter = SpectrogramConverter(base.spectrogram, base.device)
+        self.conditioner = TextConditioner(base)
+        self.sampler = Sampler(base, self.conditioner)
+        self._styles: dict[str, tuple[float, Style]] = {}
+
+    @classmethod
+    def load(
+        cls, model: str, device: str = "auto", dtype: str = "auto", styles_dir: str | os.PathLike | None = None,
+        settings: EngineSettings = EngineSettings(),
+    ) -> "Engine":
+        return cls(load_base_model(model, device, dtype), StyleLibrary(styles_dir), settings)
+
+    # -- styles -------------------------------------------------------------------------------------------------
+    def style(self, name: str) -> Style:
+        """A style from the library, loaded once and kept warm (reloaded if its files change)."""
+        stamp = (self.library.folder(name) / "style.json").stat().st_mtime if name in self.library else None
+        cached = self._styles.get(name)
+        if cached is None or cached[0] != stamp:
+            style = self.library.load(name, self.base.device)
+            self.check_compatible(style.info)
+            self._styles[name] = (stamp, style)
+        return self._styles[name][1]
+
+    def check_compatible(self, info: StyleInfo) -> None:
+        if info.base_fingerprint != self.base.fingerprint:
+            raise BaseModelMismatchError(
+                f"Style '{info.name}' was trained on base model '{info.base_model}', not on the loaded "
+                f"'{self.base.model_id}'; load that model (--model) or retrain the style."
+            )
+
+    def style_mix(self, spec: str) -> StyleMix:
+        """'bird' or 'bird:0.7,chime:0.3' -> the styles, blended."""
+        return StyleMix(tuple((self.style(name), weight) for name, weight in parse_style_mix(spec)))
+
+    def recommended_settings(self, mix: StyleMix) -> SamplerSettings:
+        """The first style's recommended scale and strength, otherwise the published defaults."""
+        info = mix.parts[0][0].info
+        return SamplerSettings(strength=info.recommended_strength, scale=info.recommended_scale)
+
+    # -- training -----------------------------------------------------------------------------------------------
+    def train(
+        self,
+        name: str,
+        clips: list[str | os.PathLike],
+        settings: TrainSettings = TrainSettings(),
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> Style:
+        """Learn a style from audio clips (files or folders) and save it in the library."""
+        check_name(name)
+        if name in self.library and not overwrite and not resume:
+            raise StyleExistsError(f"A style named '{name}' already exists; pick another name or use --overwrite.")
+        paths = collect_clips(list(clips))
+        trainer = StyleTrainer(self.base, self.conditioner, self.settings.limits)
+        checkpoint = self.library.checkpoint_path(name)
+        style = trainer.train(name, paths, settings, checkpoint, resume, progress, should_cancel)
+        self.library.save(style, overwrite=overwrite)
+        checkpoint.unlink(missing_ok=True)
+        self._styles.pop(name, None)
+        return style
+
+    # -- stylizing ----------------------------------------------------------------------------------------------
+    def stylize(
+        self,
+        input_path: str | os.PathLike,
+        style: str,
+        settings: SamplerSettings | None = None,
+        output_path: str | os.PathLike | None = None,
+        stereo: bool = False,
+        start: float | None = None,
+        end: float | None = None,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> StylizeResult:
+        """Stylize an audio file (optionally the region ``start``..``end`` seconds) and write the result.
+
+        The output has the input region's sample rate, channel count and exact number of samples.
+        """
+        input_path = Path(input_path)
+        mix = self.style_mix(style)
+        settings = (settings or self.recommended_settings(mix)).validate()
+        output = Path(output_path) if output_path else input_path.with_name(f"{input_path.stem}_{mix.label}.wav")
+        if output.resolve() == input_path.resolve():
+            raise SettingsError("The output file would overwrite the input; choose another output name.")
+        clip = region(read_audio(input_path, self.settings.limits), start, end, input_path.name)
+        samples = self.stylize_samples(clip, mix, settings, stereo, progress, should_cancel)
+        write_audio(output, Clip(samples, clip.sample_rate))
+        return StylizeResult(output, clip.sample_rate, clip.channels, clip.num_samples, mix.label, settings)
+
+    def stylize_samples(
+        self,
+        clip: Clip,
+        mix: StyleMix,
+        settings: SamplerSettings,
+        stereo: bool = False,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> np.ndarray:
+        """(channels, samples) in -> (channels, samples) out, at the clip's own sample rate."""
+        settings.validate()
+        fmt = self.base.spectrogram
+        signals = clip.samples if stereo else clip.mono()[None]
+        model_rate = resample(signals, clip.sample_rate, fmt.sample_rate)
+        overlap = int(round(self.settings.overlap_seconds * fmt.sample_rate))
+        windows = np.concatenate([split(s, fmt.window_samples, overlap) for s in model_rate])
+        per_signal = len(windows) // len(signals)
+
+        batches = list(torch.from_numpy(windows).split(self.settings.window_batch))
+        total, done = len(batches) * settings.unet_batches, 0
+
+        def step() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(Progress("stylize", done, total))
+
+        outputs = [self.stylize_windows(b, mix, settings, step, should_cancel) for b in batches]
+        stylized = torch.cat(outputs).numpy().reshape(len(signals), per_signal, -1)
+        joined = np.stack([join(s, model_rate.shape[1], overlap) for s in stylized])
+        result = fit_length(resample(joined, fmt.sample_rate, clip.sample_rate), clip.num_samples)
+        if not stereo:
+            result = np.repeat(result, clip.channels, axis=0)
+        return np.ascontiguousarray(result, dtype=np.float32)
+
+    def stylize_windows(
+        self, windows: torch.Tensor, mix: StyleMix, settings: SamplerSettings, on_step=None, should_cancel=None
+    ) -> torch.Tensor:
+        """(B, window_samples) audio -> stylized audio of the same shape, on the CPU."""
+        images, maxima = self.converter.audio_to_image(windows)
+        latents = self.encode(images)
+        latents = self.sampler.sample(latents, mix, settings, on_step, should_cancel)
+        decoded = self.decode(latents)
+        generator = torch.Generator().manual_seed(settings.seed)
+        # Every window's loudness follows its input: the image is scaled back by the input's maximum.
+        audio = self.converter.image_to_audio(decoded, maxima, generator)
+        return audio.cpu()
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        x = image_to_model_input(images).to(self.base.device)
+        with self.base.autocast():
+            posterior = self.base.vae.encode(x).latent_dist
+        return posterior.mean.float() * self.base.vae_scale
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        with self.base.autocast():
+            x = self.base.vae.decode(latents / self.base.vae_scale).sample
+        return model_output_to_image(x)
+
+
+def region(clip: Clip, start: float | None, end: float | None, label: str) -> Clip:
+    """The part of ``clip`` between ``start`` and ``end`` seconds (either may be None)."""
+    if start is None and end is None:
+        return clip
+    first = 0 if start is None else int(round(start * clip.sample_rate))
+    last = clip.num_samples if end is None else int(round(end * clip.sample_rate))
+    if first < 0 or last > clip.num_samples or first >= last:
+        raise AudioError(
+            f"Region {start}..{end} s is outside {label} (0..{clip.seconds:.2f} s) or empty; check start and end."
+        )
+    samples = clip.samples[:, first:last]
+    check_samples(samples, f"{label} between {start} and {end} s")
+    return replace(clip, samples=samples)

@@ -1,0 +1,82 @@
+"""Riffusion's spectrogram format: the filterbank, the image mapping, and the round trip through Griffin-Lim."""
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from engine.spectrogram import (
+    SpectrogramConverter,
+    SpectrogramFormat,
+    image_to_model_input,
+    mel_filterbank,
+    model_output_to_image,
+)
+from engine.synth import chord, noise_bursts, sweep
+
+RIFFUSION = SpectrogramFormat()
+
+
+@pytest.fixture(scope="module")
+def converter():
+    return SpectrogramConverter(RIFFUSION)
+
+
+def test_mel_filterbank_equals_librosa_htk_without_normalisation():
+    ours = mel_filterbank(RIFFUSION).T.numpy()
+    reference = librosa.filters.mel(sr=44100, n_fft=17640, n_mels=512, fmin=0.0, fmax=10000.0, htk=True, norm=None)
+    assert ours.shape == reference.shape == (512, 8821)
+    np.testing.assert_allclose(ours, reference, atol=1e-6)
+
+
+def test_512_pixels_are_5_11_seconds_and_the_image_is_8_bit(converter):
+    audio = torch.from_numpy(chord([440.0], RIFFUSION.window_samples / 44100, 44100))
+    image, _ = converter.audio_to_image(audio)
+    assert RIFFUSION.window_samples == 225351 and abs(RIFFUSION.window_seconds - 5.11) < 1e-9
+    assert image.shape == (512, 512) and image.dtype == torch.uint8
+    assert RIFFUSION.frames_for(44100) == 101  # 1 + floor(samples / 441)
+
+
+def test_loud_is_dark_and_low_frequencies_are_at_the_bottom(converter):
+    audio = torch.from_numpy(chord([200.0], 1.0, 44100, level=0.5))
+    image, _ = converter.audio_to_image(audio)
+    rows = image.float().mean(dim=1)
+    darkest = int(rows.argmin())
+    assert darkest > 400, "a 200 Hz tone must sit near the bottom rows"
+    assert image.min() == 0, "the loudest pixel is black"
+    assert rows[:100].mean() > 240, "bands far above the tone are near white"
+
+
+def test_image_mapping_inverts_exactly_up_to_quantisation(converter):
+    mel = torch.rand(512, 40) ** 2 * 7.0
+    image, peak = converter.mel_to_image(mel)
+    back = converter.image_to_mel(image, peak)
+    level = (mel / peak) ** 0.25
+    np.testing.assert_allclose((back / peak) ** 0.25, level, atol=1.0 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, signal",
+    [
+        ("chord", chord([220.0, 277.2, 329.6], 1.5, 44100)),
+        ("sweep", sweep(100.0, 8000.0, 1.5, 44100)),
+        ("noise bursts", noise_bursts(1.5, 44100)),
+    ],
+)
+def test_round_trip_keeps_spectral_convergence_below_0_2(converter, name, signal):
+    """audio -> image -> audio; the mel magnitudes of the result stay within 20 % (Frobenius) of the input's."""
+    audio = torch.from_numpy(signal)
+    image, peak = converter.audio_to_image(audio)
+    rebuilt = converter.image_to_audio(image, peak, torch.Generator().manual_seed(0))
+    assert rebuilt.shape[-1] == 441 * (image.shape[-1] - 1)
+    original = converter.mel(audio[: rebuilt.shape[-1]])
+    again = converter.mel(rebuilt)
+    convergence = float((original - again).norm() / original.norm())
+    assert convergence < 0.2, f"{name}: spectral convergence {convergence:.3f}"
+
+
+def test_model_input_and_output_mappings_are_inverse():
+    image = torch.randint(0, 256, (2, 8, 8), dtype=torch.uint8)
+    x = image_to_model_input(image)
+    assert x.shape == (2, 3, 8, 8) and x.min() >= -1 and x.max() <= 1
+    torch.testing.assert_close(model_output_to_image(x), image.float())
