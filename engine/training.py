@@ -160,6 +160,8 @@ class StyleTrainer:
         module = self.new_module(settings)
         optimizer = torch.optim.AdamW(module.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
         generator = torch.Generator().manual_seed(settings.seed)
+        # fp16 gradients through the frozen UNet can underflow: scale the loss (a no-op for fp32 and bf16).
+        scaler = torch.amp.GradScaler(self.base.device.type, enabled=self.base.dtype == torch.float16)
         history: list[float] = []
         step = 0
         if resume:
@@ -174,8 +176,9 @@ class StyleTrainer:
                 raise CancelledError(f"Training stopped at step {step}; continue it later with --resume.")
             loss = self.loss(module, latents, generator, settings.batch_size)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             step += 1
             history.append(round(loss.item(), 6))
             if not math.isfinite(history[-1]):
