@@ -26,7 +26,7 @@ EXIT_INTERRUPTED = 130
 
 
 # -- argument parsing ---------------------------------------------------------------------------------------------
-def _add_model_options(parser: argparse.ArgumentParser, model_default: str | None) -> None:
+def add_model_options(parser: argparse.ArgumentParser, model_default: str | None) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=model_default,
                        help=f"base model: a hub id, a local diffusers folder, or '{TINY}' (random weights, "
@@ -36,16 +36,25 @@ def _add_model_options(parser: argparse.ArgumentParser, model_default: str | Non
     group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this")
 
 
-def _add_library_option(parser: argparse.ArgumentParser) -> None:
+def add_library_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--styles-dir", default=None,
                         help="style library folder (default: $RESTYLE_HOME/styles or the user data folder)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def new_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = argparse.ArgumentParser(prog="restyle", description="Learn a sound's style from a few clips, then "
                                      "re-render any clip in that style.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The engine's commands alone (the installed ``restyle`` adds the bridge's: see bridge/cli.py)."""
+    parser, commands = new_parser()
+    add_commands(commands)
+    return parser
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="learn a new style from audio clips or a folder of them")
     train.add_argument("name", help="the style's name")
     train.add_argument("clips", nargs="+", help="audio files or folders")
@@ -59,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing style of that name")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
-    _add_model_options(train, DEFAULT_MODEL)
-    _add_library_option(train)
+    add_model_options(train, DEFAULT_MODEL)
+    add_library_option(train)
 
     stylize = commands.add_parser("stylize", help="re-render an audio file in a style")
     stylize.add_argument("input", help="audio file")
@@ -75,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--end", type=float, help="region end in seconds")
     stylize.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.wav next to the input)")
     stylize.add_argument("--json", action="store_true", help="print the result as JSON")
-    _add_model_options(stylize, None)
-    _add_library_option(stylize)
+    add_model_options(stylize, None)
+    add_library_option(stylize)
 
     styles = commands.add_parser("styles", help="list, show, remove or rename styles")
     actions = styles.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -91,13 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     rename.add_argument("old")
     rename.add_argument("new")
     for action in (listing, show, remove, rename):
-        _add_library_option(action)
+        add_library_option(action)
 
     demo = commands.add_parser("demo", help="train a style on synthesized bells and stylize a melody, offline")
     demo.add_argument("--out", default="restyle-demo", help="folder for the clips, the style and the result")
     demo.add_argument("--steps", type=int, default=200, help="training steps")
-    _add_model_options(demo, TINY)
-    return parser
+    add_model_options(demo, TINY)
 
 
 # -- commands -----------------------------------------------------------------------------------------------------
@@ -127,7 +135,7 @@ class ProgressBar:
             self.bar = None
 
 
-def _engine(args: argparse.Namespace, model: str):
+def load_engine(args: argparse.Namespace, model: str):
     from .audio import AudioLimits
     from .engine import Engine, EngineSettings
 
@@ -144,7 +152,7 @@ def note(message: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, init_word=args.init_word).validate()
-    engine = _engine(args, args.model)
+    engine = load_engine(args, args.model)
     bar = ProgressBar(f"training {args.name}")
     try:
         style = engine.train(args.name, args.clips, settings, resume=args.resume, overwrite=args.overwrite,
@@ -163,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     model = args.model or _style_base_model(args)
-    engine = _engine(args, model)
+    engine = load_engine(args, model)
     mix = engine.style_mix(args.style)
     recommended = engine.recommended_settings(mix)
     settings = SamplerSettings(
@@ -236,7 +244,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     args.styles_dir = str(Path(args.out) / "styles")
-    engine = _engine(args, args.model)
+    engine = load_engine(args, args.model)
     outputs = run_demo(engine, Path(args.out), args.steps, progress=ProgressBar("demo"))
     for label, path in outputs.items():
         print(f"{label}: {path}")
@@ -255,10 +263,15 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser(), COMMANDS, argv)
+
+
+def run(parser: argparse.ArgumentParser, commands: dict, argv: list[str] | None = None) -> int:
+    """Parse, run the command, and turn every RestyleError into one line on stderr and exit status 1."""
+    args = parser.parse_args(argv)
     _quiet_libraries()
     try:
-        return COMMANDS[args.command](args)
+        return commands[args.command](args)
     except RestyleError as exc:
         print(f"restyle: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,0 +1,139 @@
+"""The job queue: a bounded FIFO served by one worker thread (the model is one resource), with cancel."""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine import CancelledError, RestyleError
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+
+
+class QueueFullError(RestyleError):
+    code = "queue_full"
+
+
+@dataclass
+class Job:
+    """One stylize or learn request and everything a client may ask about it."""
+
+    id: str
+    kind: str
+    params: dict
+    reply_to: tuple[str, int] | None = None
+    state: str = QUEUED
+    done: int = 0
+    total: int = 0
+    result: dict = field(default_factory=dict)
+    error: tuple[str, str] | None = None
+    created: float = field(default_factory=time.monotonic)
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (DONE, FAILED, CANCELLED)
+
+
+Runner = Callable[[Job], dict]
+EventHandler = Callable[[Job, str], None]
+
+
+class JobQueue:
+    """Runs jobs one at a time in submission order; ``events`` hears 'started', 'done', 'failed', 'cancelled'."""
+
+    def __init__(self, runner: Runner, events: EventHandler, max_queued: int = 16, keep_finished: int = 256):
+        self.runner = runner
+        self.events = events
+        self.max_queued = max_queued
+        self.keep_finished = keep_finished
+        self._pending: queue.Queue[Job | None] = queue.Queue()
+        self._jobs: dict[str, Job] = {}
+        self._order: list[str] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._worker = threading.Thread(target=self._work, name="restyle-worker", daemon=True)
+        self.running: Job | None = None
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel everything (the running job stops at its next step) and wait for the worker."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel_requested.set()
+        self._pending.put(None)
+        if self._worker.is_alive():
+            self._worker.join(timeout)
+
+    def submit(self, kind: str, params: dict, reply_to: tuple[str, int] | None = None) -> Job:
+        with self._lock:
+            if len(self.queued()) >= self.max_queued:
+                raise QueueFullError(f"The queue is full ({self.max_queued} jobs waiting); try again shortly.")
+            job = Job(f"job-{next(self._ids)}", kind, params, reply_to)
+            self._jobs[job.id] = job
+            self._order.append(job.id)
+            self._forget_old()
+        self._pending.put(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def queued(self) -> list[Job]:
+        return [self._jobs[i] for i in self._order if self._jobs[i].state == QUEUED]
+
+    def position(self, job: Job) -> int:
+        """0 while running or finished, 1 for the next to run, and so on."""
+        if job.state != QUEUED:
+            return 0
+        waiting = self.queued()
+        return 1 + waiting.index(job) if job in waiting else 0
+
+    def cancel(self, job_id: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is not None and not job.finished:
+            job.cancel_requested.set()
+            if job.state == QUEUED:
+                job.state = CANCELLED
+                self.events(job, CANCELLED)
+        return job
+
+    def _forget_old(self) -> None:
+        finished = [i for i in self._order if self._jobs[i].finished]
+        for job_id in finished[: max(0, len(finished) - self.keep_finished)]:
+            self._order.remove(job_id)
+            del self._jobs[job_id]
+
+    def _work(self) -> None:
+        while True:
+            job = self._pending.get()
+            if job is None:
+                return
+            if job.state != QUEUED:
+                continue
+            job.state = RUNNING
+            self.running = job
+            self.events(job, "started")
+            try:
+                job.result = self.runner(job)
+                job.state = DONE
+            except CancelledError:
+                job.state = CANCELLED
+            except RestyleError as exc:
+                job.state, job.error = FAILED, (exc.code, str(exc))
+            except Exception as exc:  # an engine bug must not stop the server: report it and go on
+                job.state, job.error = FAILED, ("internal", f"Unexpected engine error: {type(exc).__name__}: {exc}")
+            finally:
+                self.running = None
+            self.events(job, job.state)

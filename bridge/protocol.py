@@ -1,0 +1,409 @@
+"""The ``/restyle`` OSC protocol: small handlers mapped to addresses, on top of the engine's public API.
+
+Every request's first argument is the client's request id, echoed in every direct reply. Long work (stylize,
+learn) becomes a job on one queue; its progress and result are pushed to whoever submitted it. The transports
+(UDP, TCP with SLIP framing) live in ``osc_server``; here a client is a :class:`Peer` that can be sent messages.
+See docs/osc-protocol.md for every address.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import replace
+from typing import Protocol as Interface
+
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_packet import OscPacket, ParseError
+
+from engine import Engine, RestyleError, SettingsError, TrainSettings
+from engine.library import check_name
+
+from .jobs import CANCELLED, DONE, FAILED, RUNNING, Job, JobQueue
+from .knobs import Knobs
+from .paths import PathPolicy
+
+ROOT = "/restyle"
+VERSION = "1"
+STYLIZE_OPTIONS = {"start", "end", "style", "strength", "scale", "steps", "seed", "output", "stereo", "brs"}
+
+
+class BadRequestError(RestyleError):
+    code = "bad_request"
+
+
+class Peer(Interface):
+    """Somewhere replies can go: a UDP address, or an open TCP connection."""
+
+    key: Hashable
+    host: str
+
+    def send(self, address: str, args: list) -> None: ...
+
+
+# -- argument coercion: Pure Data sends every number as a float, some clients send numbers as strings -----------
+def as_float(value: object, what: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        raise BadRequestError(f"{what} must be a number, not '{value}'.") from None
+
+
+def as_int(value: object, what: str) -> int:
+    number = as_float(value, what)
+    if number != int(number):
+        raise BadRequestError(f"{what} must be a whole number, not {value}.")
+    return int(number)
+
+
+def as_bool(value: object, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "1.0", "t", "true", "yes", "on"}:
+        return True
+    if text in {"0", "0.0", "f", "false", "no", "off"}:
+        return False
+    raise BadRequestError(f"{what} must be 0/1 or true/false, not '{value}'.")
+
+
+def _key(request_id: object) -> str:
+    """Request ids compare by value: 7, 7.0 (Pure Data) and "7" are the same request."""
+    if isinstance(request_id, float) and request_id.is_integer():
+        return str(int(request_id))
+    return str(request_id)
+
+
+def parse_options(args: tuple, allowed: set[str]) -> dict[str, object]:
+    """Key/value pairs after the fixed arguments: ``strength 0.6 scale 4.5 ...``."""
+    if len(args) % 2:
+        raise BadRequestError("Options must come in pairs: name value name value ...")
+    options = {}
+    for name, value in zip(args[::2], args[1::2]):
+        if name not in allowed:
+            raise BadRequestError(f"Unknown option '{name}': use {', '.join(sorted(allowed))}.")
+        options[str(name)] = value
+    return options
+
+
+class RestyleProtocol:
+    """Routes OSC messages to handlers; owns the job queue, the knobs, client registrations and subscribers."""
+
+    def __init__(self, engine: Engine, knobs: Knobs | None = None, policy: PathPolicy = PathPolicy(),
+                 max_queued: int = 16, learn_steps: int = 3000, progress_interval: float = 0.1):
+        self.engine = engine
+        self.knobs = knobs or Knobs()
+        self.policy = policy
+        self.learn_steps = learn_steps
+        self.progress_interval = progress_interval
+        self.jobs = JobQueue(self._run, self._job_event, max_queued=max_queued)
+        self._lock = threading.Lock()
+        self._submitting = threading.Lock()
+        self._routes: dict[Hashable, Peer] = {}  # hello registrations by the sender's (host, port)
+        self._host_routes: dict[str, Peer] = {}  # ...and per host, for clients that send from a new port each time
+        self._subscribers: dict[Hashable, Peer] = {}
+        self._requests: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._last_push: dict[str, float] = {}
+        self._last_stylize: tuple[str, dict, Peer] | None = None  # for "stylize the last clip again"
+        self.midi = None  # a bridge.midi.MidiKnobs once MIDI is set up
+        self.knobs.subscribe(self._knob_changed)
+        self.dispatcher = self._routes_table()
+
+    def _routes_table(self) -> Dispatcher:
+        d = Dispatcher()
+        for address, handler in {
+            "ping": self.ping, "hello": self.hello, "stylize": self.stylize, "learn": self.learn,
+            "cancel": self.cancel, "status": self.status,
+            "styles/list": self.styles_list, "styles/delete": self.styles_delete, "styles/rename": self.styles_rename,
+            "knob/get": self.knob_get, "knob/set": self.knob_set, "knob/set_normalized": self.knob_set_normalized,
+            "knobs": self.knobs_all, "subscribe": self.subscribe, "unsubscribe": self.unsubscribe,
+            "again": self.again, "midi/learn": self.midi_learn,
+        }.items():
+            d.map(f"{ROOT}/{address}", handler, needs_reply_address=True)
+        return d
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.jobs.start()
+
+    def stop(self) -> None:
+        self.jobs.stop()
+
+    # -- dispatch -----------------------------------------------------------------------------------------------
+    def handle_packet(self, data: bytes, peer: Peer) -> None:
+        """Parse one datagram or SLIP frame and handle every message in it; nothing here may raise."""
+        try:
+            messages = [timed.message for timed in OscPacket(data).messages]
+        except (ParseError, Exception):  # python-osc raises several types for truncated input
+            self.send(peer, "error", ["", "malformed", "Could not read that OSC packet."])
+            return
+        for message in messages:
+            self.handle_message(message, peer)
+
+    def handle_message(self, message: OscMessage, peer: Peer) -> None:
+        args = list(message.params)
+        request_id = args[0] if args else ""
+        handlers = list(self.dispatcher.handlers_for_address(message.address))
+        if not handlers:
+            self.reply_error(peer, request_id, "unknown_address", f"No such address: {message.address}.")
+            return
+        for handler in handlers:
+            try:
+                inspect.signature(handler.callback).bind(peer, message.address, *args)
+            except TypeError:
+                self.reply_error(peer, request_id, "bad_request",
+                                 f"Wrong number of arguments for {message.address}; see docs/osc-protocol.md.")
+                continue
+            try:
+                handler.invoke(peer, message)
+            except RestyleError as exc:
+                self.reply_error(peer, request_id, exc.code, str(exc))
+            except Exception as exc:  # a bug must cost one error reply, never the server
+                self.reply_error(peer, request_id, "internal", f"{type(exc).__name__}: {exc}")
+
+    # -- replies ------------------------------------------------------------------------------------------------
+    def reply_target(self, peer: Peer) -> Peer:
+        with self._lock:
+            return self._routes.get(peer.key) or self._host_routes.get(peer.host) or peer
+
+    def send(self, peer: Peer, name: str, args: list) -> None:
+        try:
+            peer.send(f"{ROOT}/{name}", args)
+        except OSError:
+            pass  # a client that went away must not disturb the others
+
+    def reply(self, peer: Peer, name: str, args: list) -> None:
+        self.send(self.reply_target(peer), name, args)
+
+    def reply_error(self, peer: Peer, request_id: object, code: str, message: str) -> None:
+        self.reply(peer, "error", [request_id, code, message])
+
+    # -- handlers -----------------------------------------------------------------------------------------------
+    def ping(self, peer: Peer, _address: str, request_id: object) -> None:
+        self.reply(peer, "pong", [request_id, "restyle", VERSION])
+
+    def hello(self, peer: Peer, _address: str, request_id: object, port: object = None, host: object = None) -> None:
+        target = peer
+        if port is not None and hasattr(peer, "redirect"):
+            target = peer.redirect(str(host) if host else peer.host, as_int(port, "reply port"))
+        with self._lock:
+            self._routes[peer.key] = target
+            self._host_routes[peer.host] = target
+        self.send(target, "hello", [request_id, "ok", VERSION])
+
+    def stylize(self, peer: Peer, _address: str, request_id: object, input_path: object, *options: object) -> None:
+        with self._submitting:  # a UDP retry arriving on another thread must find the first job
+            existing = self._existing_job(peer, request_id)
+            if existing is None:
+                parsed = parse_options(options, STYLIZE_OPTIONS)
+                params = self._stylize_params(str(input_path), parsed)
+                existing = self._submit(peer, request_id, "stylize", params)
+                again = {k: v for k, v in parsed.items() if k in {"start", "end", "style", "stereo"}}
+                self._last_stylize = (str(input_path), again, self.reply_target(peer))
+        self.reply(peer, "accepted", [request_id, existing.id, self.jobs.position(existing)])
+
+    def again(self, peer: Peer, _address: str, request_id: object) -> None:
+        """Stylize the last submitted clip again with the knobs as they are now (a MIDI button does the same)."""
+        job = self.restyle_last()
+        if job is None:
+            raise BadRequestError("Nothing to stylize again yet: submit a clip first.")
+        self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)])
+
+    def restyle_last(self) -> Job | None:
+        if self._last_stylize is None:
+            return None
+        input_path, options, reply_to = self._last_stylize
+        try:
+            return self.jobs.submit("stylize", self._stylize_params(input_path, options), reply_to=reply_to)
+        except RestyleError as exc:
+            self.send(reply_to, "error", ["", exc.code, str(exc)])
+            return None
+
+    def midi_learn(self, peer: Peer, _address: str, request_id: object, knob: object) -> None:
+        if self.midi is None:
+            raise BadRequestError("MIDI is not set up on this server.")
+        self.midi.learn(str(knob))
+        self.reply(peer, "midi/learn", [request_id, "move a control", str(knob)])
+
+    def learn(self, peer: Peer, _address: str, request_id: object, name: object, *paths: object) -> None:
+        with self._submitting:
+            existing = self._existing_job(peer, request_id)
+            if existing is None:
+                if not paths:
+                    raise BadRequestError("Send the new style's name, then one or more audio file paths.")
+                clips = [str(self.policy.input(str(p))) for p in paths]
+                params = {"name": check_name(str(name)), "clips": clips, "steps": self.learn_steps}
+                existing = self._submit(peer, request_id, "learn", params)
+        self.reply(peer, "accepted", [request_id, existing.id, self.jobs.position(existing)])
+
+    def cancel(self, peer: Peer, _address: str, request_id: object, job_id: object) -> None:
+        job = self.jobs.cancel(str(job_id))
+        if job is None:
+            raise BadRequestError(f"No job {job_id} (finished jobs are forgotten after a while).")
+        self.reply(peer, "cancel", [request_id, job.id, job.state])
+
+    def status(self, peer: Peer, _address: str, request_id: object, job_id: object = None) -> None:
+        if job_id is None:
+            running = self.jobs.running
+            self.reply(peer, "status", [request_id, "server", len(self.jobs.queued()), running.id if running else ""])
+            return
+        job = self.jobs.get(str(job_id))
+        if job is None:
+            raise BadRequestError(f"No job {job_id} (finished jobs are forgotten after a while).")
+        self.reply(peer, "status", [request_id, job.id, job.state, self.jobs.position(job), job.fraction])
+
+    def styles_list(self, peer: Peer, _address: str, request_id: object) -> None:
+        self.reply(peer, "styles/list", [request_id, *self.engine.library.names()])
+
+    def styles_delete(self, peer: Peer, _address: str, request_id: object, name: object) -> None:
+        self.engine.library.remove(str(name))
+        self.reply(peer, "styles/delete", [request_id, "ok", str(name)])
+
+    def styles_rename(self, peer: Peer, _address: str, request_id: object, old: object, new: object) -> None:
+        self.engine.library.rename(str(old), str(new))
+        if self.knobs.get("style") == str(old):
+            self.knobs.set("style", str(new))
+        self.reply(peer, "styles/rename", [request_id, "ok", str(new)])
+
+    def knob_get(self, peer: Peer, _address: str, request_id: object, name: object) -> None:
+        self.reply(peer, "knob", [request_id, *self._knob_report(str(name))])
+
+    def knob_set(self, peer: Peer, _address: str, request_id: object, name: object, value: object) -> None:
+        self.knobs.set(str(name), value if str(name) == "style" else as_float(value, str(name)))
+        self._moved_elsewhere(str(name))
+        self.reply(peer, "knob", [request_id, *self._knob_report(str(name))])
+
+    def knob_set_normalized(self, peer: Peer, _address: str, request_id: object, name: object, value: object) -> None:
+        self.knobs.set_normalized(str(name), as_float(value, f"{name} (0..1)"))
+        self._moved_elsewhere(str(name))
+        self.reply(peer, "knob", [request_id, *self._knob_report(str(name))])
+
+    def knobs_all(self, peer: Peer, _address: str, request_id: object) -> None:
+        flat = [item for name, value in self.knobs.snapshot().items() for item in (name, value)]
+        self.reply(peer, "knobs", [request_id, *flat])
+
+    def subscribe(self, peer: Peer, _address: str, request_id: object) -> None:
+        target = self.reply_target(peer)
+        with self._lock:
+            self._subscribers[target.key] = target
+        self.send(target, "subscribe", [request_id, "ok"])
+
+    def unsubscribe(self, peer: Peer, _address: str, request_id: object) -> None:
+        target = self.reply_target(peer)
+        with self._lock:
+            self._subscribers.pop(target.key, None)
+        self.send(target, "unsubscribe", [request_id, "ok"])
+
+    # -- jobs ---------------------------------------------------------------------------------------------------
+    def _existing_job(self, peer: Peer, request_id: object) -> Job | None:
+        """A repeated request id (a UDP retry) gets the job it already made."""
+        with self._lock:
+            job_id = self._requests.get((peer.host, _key(request_id)))
+        return self.jobs.get(job_id) if job_id else None
+
+    def _submit(self, peer: Peer, request_id: object, kind: str, params: dict) -> Job:
+        job = self.jobs.submit(kind, params, reply_to=self.reply_target(peer))
+        with self._lock:
+            self._requests[(peer.host, _key(request_id))] = job.id
+            while len(self._requests) > 1024:
+                self._requests.popitem(last=False)
+        return job
+
+    def _stylize_params(self, input_path: str, options: dict) -> dict:
+        """Check everything that can be checked at once, so mistakes are answered before the job is queued."""
+        source = self.policy.input(input_path)
+        if not source.is_file():
+            raise SettingsError(f"Audio file not found on the engine's machine: {source}")
+        style = str(options.get("style") or self.knobs.get("style"))
+        if not style:
+            raise SettingsError("No style chosen: set the style knob or pass 'style NAME'.")
+        settings = self.knobs.settings(
+            strength=_option(options, "strength", as_float), scale=_option(options, "scale", as_float),
+            steps=_option(options, "steps", as_int), seed=_option(options, "seed", as_int),
+        )
+        if "brs" in options:
+            settings = replace(settings, brs=as_bool(options["brs"], "brs"))
+        settings.validate()
+        mix = self.engine.style_mix(style)  # unknown styles and other base models are refused here
+        return {
+            "input": source, "style": style, "settings": settings,
+            "output": self.policy.output(_option(options, "output"), source, mix.label),
+            "start": _option(options, "start", as_float), "end": _option(options, "end", as_float),
+            "stereo": as_bool(options.get("stereo", False), "stereo"),
+        }
+
+    def _run(self, job: Job) -> dict:
+        def progress(p) -> None:
+            job.done, job.total = p.done, p.total
+            self._push_progress(job, p.stage)
+
+        cancelled = job.cancel_requested.is_set
+        if job.kind == "learn":
+            p = job.params
+            self.engine.train(p["name"], p["clips"], TrainSettings(steps=p["steps"]), progress=progress,
+                              should_cancel=cancelled)
+            return {"style": p["name"]}
+        p = job.params
+        result = self.engine.stylize(p["input"], p["style"], p["settings"], p["output"], stereo=p["stereo"],
+                                     start=p["start"], end=p["end"], progress=progress, should_cancel=cancelled)
+        return {"output": str(result.path), "sample_rate": result.sample_rate, "channels": result.channels,
+                "seconds": result.seconds}
+
+    def _push_progress(self, job: Job, stage: str = "", force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and job.done < job.total and now - self._last_push.get(job.id, 0.0) < self.progress_interval:
+            return
+        self._last_push[job.id] = now
+        if job.reply_to is not None:
+            self.send(job.reply_to, "progress", [job.id, job.fraction, job.done, job.total, stage or job.kind])
+
+    def heartbeat(self) -> None:
+        """Called about once a second: the running job's progress doubles as a sign of life."""
+        job = self.jobs.running
+        if job is not None and job.state == RUNNING:
+            self._push_progress(job, force=True)
+
+    def _job_event(self, job: Job, event: str) -> None:
+        if job.finished:
+            self._last_push.pop(job.id, None)
+        if job.reply_to is None:
+            return
+        if event == "started":
+            self.send(job.reply_to, "started", [job.id])
+        elif event == DONE and job.kind == "learn":
+            self.send(job.reply_to, "learned", [job.id, job.result["style"]])
+        elif event == DONE:
+            r = job.result
+            self.send(job.reply_to, "done", [job.id, r["output"], r["sample_rate"], r["channels"], r["seconds"]])
+        elif event == FAILED:
+            self.send(job.reply_to, "failed", [job.id, *job.error])
+        elif event == CANCELLED:
+            self.send(job.reply_to, "cancelled", [job.id])
+
+    def _moved_elsewhere(self, knob: str) -> None:
+        if self.midi is not None:
+            self.midi.knob_moved_elsewhere(knob)
+
+    def _knob_report(self, name: str) -> list:
+        value = self.knobs.get(name)
+        return [name, value, self.knobs.normalized(name) if name != "style" else 0.0]
+
+    def _knob_changed(self, name: str, _value: object) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers.values())
+        report = self._knob_report(name)
+        for peer in subscribers:
+            self.send(peer, "knob/changed", report)
+
+
+def _option(options: dict, name: str, convert=None) -> object:
+    """An option's value converted (``convert(value, name)``), as text without ``convert``, or None if absent."""
+    if name not in options:
+        return None
+    return convert(options[name], name) if convert else str(options[name])

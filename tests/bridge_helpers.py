@@ -1,0 +1,30 @@
+"""A real OSC server on loopback with the tiny model, for the bridge tests."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from bridge.knobs import Knobs
+from bridge.osc_server import OscServer
+from bridge.paths import PathPolicy
+from bridge.protocol import RestyleProtocol
+from engine import Engine, SamplerSettings, StyleLibrary
+
+
+@contextmanager
+def running_server(base, styles_dir: Path, workdir: Path, **protocol_options):
+    """Start a server on free ports with a private copy of the style library; stop it afterwards."""
+    library = workdir / "server-styles"
+    shutil.copytree(styles_dir, library)
+    engine = Engine(base, StyleLibrary(library))
+    knobs = Knobs(style="bells", settings=SamplerSettings(strength=0.5, scale=4.0, steps=4))
+    options = {"learn_steps": 3, **protocol_options}
+    protocol = RestyleProtocol(engine, knobs, options.pop("policy", PathPolicy()), **options)
+    server = OscServer(protocol, "127.0.0.1", port=0, tcp_port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
