@@ -25,7 +25,7 @@ class Job:
     id: str
     kind: str
     params: dict
-    reply_to: tuple[str, int] | None = None
+    reply_to: object = None  # where pushes about this job go (a protocol Peer)
     state: str = QUEUED
     done: int = 0
     total: int = 0
@@ -76,7 +76,9 @@ class JobQueue:
         if self._worker.is_alive():
             self._worker.join(timeout)
 
-    def submit(self, kind: str, params: dict, reply_to: tuple[str, int] | None = None) -> Job:
+    def submit(self, kind: str, params: dict, reply_to: object = None,
+               announce: Callable[[Job], None] | None = None) -> Job:
+        """Queue a job; ``announce`` runs before the worker can see it (so "accepted" precedes "started")."""
         with self._lock:
             if len(self.queued()) >= self.max_queued:
                 raise QueueFullError(f"The queue is full ({self.max_queued} jobs waiting); try again shortly.")
@@ -84,6 +86,8 @@ class JobQueue:
             self._jobs[job.id] = job
             self._order.append(job.id)
             self._forget_old()
+        if announce is not None:
+            announce(job)
         self._pending.put(job)
         return job
 

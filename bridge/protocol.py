@@ -203,27 +203,31 @@ class RestyleProtocol:
             if existing is None:
                 parsed = parse_options(options, STYLIZE_OPTIONS)
                 params = self._stylize_params(str(input_path), parsed)
-                existing = self._submit(peer, request_id, "stylize", params)
                 again = {k: v for k, v in parsed.items() if k in {"start", "end", "style", "stereo"}}
                 self._last_stylize = (str(input_path), again, self.reply_target(peer))
+                self._submit(peer, request_id, "stylize", params)
+                return
         self.reply(peer, "accepted", [request_id, existing.id, self.jobs.position(existing)])
 
     def again(self, peer: Peer, _address: str, request_id: object) -> None:
         """Stylize the last submitted clip again with the knobs as they are now (a MIDI button does the same)."""
-        job = self.restyle_last()
-        if job is None:
-            raise BadRequestError("Nothing to stylize again yet: submit a clip first.")
-        self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)])
+        self._submit_again(lambda job: self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)]))
 
-    def restyle_last(self) -> Job | None:
+    def restyle_last(self) -> None:
+        """The MIDI button: like /restyle/again; its replies go to the client that submitted the clip."""
         if self._last_stylize is None:
-            return None
-        input_path, options, reply_to = self._last_stylize
+            return
+        reply_to = self._last_stylize[2]
         try:
-            return self.jobs.submit("stylize", self._stylize_params(input_path, options), reply_to=reply_to)
+            self._submit_again(lambda job: self.send(reply_to, "accepted", ["midi", job.id, self.jobs.position(job)]))
         except RestyleError as exc:
-            self.send(reply_to, "error", ["", exc.code, str(exc)])
-            return None
+            self.send(reply_to, "error", ["midi", exc.code, str(exc)])
+
+    def _submit_again(self, announce) -> None:
+        if self._last_stylize is None:
+            raise BadRequestError("Nothing to stylize again yet: submit a clip first.")
+        input_path, options, reply_to = self._last_stylize
+        self.jobs.submit("stylize", self._stylize_params(input_path, options), reply_to=reply_to, announce=announce)
 
     def midi_learn(self, peer: Peer, _address: str, request_id: object, knob: object) -> None:
         if self.midi is None:
@@ -239,7 +243,8 @@ class RestyleProtocol:
                     raise BadRequestError("Send the new style's name, then one or more audio file paths.")
                 clips = [str(self.policy.input(str(p))) for p in paths]
                 params = {"name": check_name(str(name)), "clips": clips, "steps": self.learn_steps}
-                existing = self._submit(peer, request_id, "learn", params)
+                self._submit(peer, request_id, "learn", params)
+                return
         self.reply(peer, "accepted", [request_id, existing.id, self.jobs.position(existing)])
 
     def cancel(self, peer: Peer, _address: str, request_id: object, job_id: object) -> None:
@@ -308,7 +313,9 @@ class RestyleProtocol:
         return self.jobs.get(job_id) if job_id else None
 
     def _submit(self, peer: Peer, request_id: object, kind: str, params: dict) -> Job:
-        job = self.jobs.submit(kind, params, reply_to=self.reply_target(peer))
+        """Queue a job and answer "accepted" (before the worker can start it, so the order is always right)."""
+        announce = lambda job: self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)])  # noqa: E731
+        job = self.jobs.submit(kind, params, reply_to=self.reply_target(peer), announce=announce)
         with self._lock:
             self._requests[(peer.host, _key(request_id))] = job.id
             while len(self._requests) > 1024:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,3 +29,10 @@ def running_server(base, styles_dir: Path, workdir: Path, **protocol_options):
         yield server
     finally:
         server.stop()
+
+
+def free_port() -> int:
+    """A loopback UDP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
