@@ -9,7 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-from engine import RestyleError
 from engine import cli as engine_cli
 from engine.base_model import DEFAULT_MODEL
 

@@ -21,6 +21,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket, ParseError
 
 from engine import Engine, RestyleError, SettingsError, TrainSettings
+from engine.audio import probe
 from engine.library import check_name
 
 from .jobs import CANCELLED, DONE, FAILED, RUNNING, Job, JobQueue
@@ -325,8 +326,7 @@ class RestyleProtocol:
     def _stylize_params(self, input_path: str, options: dict) -> dict:
         """Check everything that can be checked at once, so mistakes are answered before the job is queued."""
         source = self.policy.input(input_path)
-        if not source.is_file():
-            raise SettingsError(f"Audio file not found on the engine's machine: {source}")
+        probe(source, self.engine.settings.limits)  # missing, unreadable, empty or too long: refused at once
         style = str(options.get("style") or self.knobs.get("style"))
         if not style:
             raise SettingsError("No style chosen: set the style knob or pass 'style NAME'.")

@@ -51,8 +51,8 @@ class Clip:
         return self.samples.mean(axis=0)
 
 
-def read_audio(path: str | os.PathLike, limits: AudioLimits = AudioLimits()) -> Clip:
-    """Read any format soundfile knows and check it is usable; raise AudioError otherwise."""
+def probe(path: str | os.PathLike, limits: AudioLimits = AudioLimits()) -> None:
+    """Check from the file's header alone that it exists, opens, holds samples and is not too long."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"Audio file not found: {path}")
@@ -67,6 +67,12 @@ def read_audio(path: str | os.PathLike, limits: AudioLimits = AudioLimits()) -> 
             f"{path.name} is {info.frames / info.samplerate:.0f} s long; the limit is {limits.max_seconds:.0f} s. "
             "Trim it or raise the limit."
         )
+
+
+def read_audio(path: str | os.PathLike, limits: AudioLimits = AudioLimits()) -> Clip:
+    """Read any format soundfile knows and check it is usable; raise AudioError otherwise."""
+    path = Path(path)
+    probe(path, limits)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:

@@ -179,7 +179,8 @@ def test_job_status_and_server_status(client, content_wav):
         (("knob/set", "scale", "loud"), "bad_request"),
         (("knob/set", "volume", 1), "bad_settings"),
         (("stylize", "relative/path.wav"), "path_refused"),
-        (("stylize", "/no/such/file.wav"), "bad_settings"),
+        (("stylize", "/no/such/file.wav"), "bad_audio"),
+        (("stylize", "NOT_AUDIO"), "bad_audio"),
         (("stylize", "CONTENT", "strength", 3), "bad_settings"),
         (("stylize", "CONTENT", "style", "owl"), "unknown_style"),
         (("stylize", "CONTENT", "colour", "red"), "bad_request"),
@@ -189,7 +190,10 @@ def test_job_status_and_server_status(client, content_wav):
     ],
 )
 def test_bad_requests_get_an_error_reply_with_the_request_id(client, content_wav, request_args, code):
-    name, *args = [str(content_wav) if a == "CONTENT" else a for a in request_args]
+    not_audio = content_wav.with_name("notes.wav")
+    not_audio.write_text("not audio")
+    swap = {"CONTENT": str(content_wav), "NOT_AUDIO": str(not_audio)}
+    name, *args = [swap.get(a, a) for a in request_args]
     with pytest.raises(ServerError) as caught:
         client.request(name, *args)
     assert caught.value.code == code
