@@ -29,10 +29,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--style", default="", help="the style knob's starting value")
     serve.add_argument("--queue", type=int, default=16, help="jobs that may wait")
     serve.add_argument("--learn-steps", type=int, default=3000, help="training steps for styles learned over OSC")
-    serve.add_argument("--backend", default="torch", choices=["torch", "auto"], help="sampling backend")
     serve.add_argument("--midi", metavar="PORT", help="MIDI input port name (or 'virtual' for a virtual port)")
     serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs (default: presets/midi/generic.toml)")
     engine_cli.add_model_options(serve, DEFAULT_MODEL)
+    engine_cli.add_backend_options(serve)
     engine_cli.add_library_option(serve)
 
     send = commands.add_parser("send", help="send an audio file to a running server and wait for the result")

@@ -36,6 +36,12 @@ def add_model_options(parser: argparse.ArgumentParser, model_default: str | None
     group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this")
 
 
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "auto"],
+                        help="where the UNet and VAE run: torch, onnx (needs `restyle export-onnx` once), or auto")
+    parser.add_argument("--onnx", metavar="FOLDER", help="an ONNX export elsewhere than the engine's cache")
+
+
 def add_library_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--styles-dir", default=None,
                         help="style library folder (default: $RESTYLE_HOME/styles or the user data folder)")
@@ -85,6 +91,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stylize.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.wav next to the input)")
     stylize.add_argument("--json", action="store_true", help="print the result as JSON")
     add_model_options(stylize, None)
+    add_backend_options(stylize)
     add_library_option(stylize)
 
     styles = commands.add_parser("styles", help="list, show, remove or rename styles")
@@ -101,6 +108,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     rename.add_argument("new")
     for action in (listing, show, remove, rename):
         add_library_option(action)
+
+    export = commands.add_parser("export-onnx", help="export the base model's UNet and VAE to ONNX for --backend onnx")
+    export.add_argument("--out", help="export folder (default: the engine's cache, where --backend onnx finds it)")
+    export.add_argument("--precision", default="fp32", help="fp32, fp16 (GPUs) or int8 (CPUs)")
+    export.add_argument("--opset", type=int, default=18)
+    add_model_options(export, DEFAULT_MODEL)
 
     demo = commands.add_parser("demo", help="train a style on synthesized bells and stylize a melody, offline")
     demo.add_argument("--out", default="restyle-demo", help="folder for the clips, the style and the result")
@@ -140,8 +153,9 @@ def load_engine(args: argparse.Namespace, model: str):
     from .engine import Engine, EngineSettings
 
     settings = EngineSettings(limits=AudioLimits(max_seconds=args.max_seconds))
-    engine = Engine.load(model, args.device, args.dtype, args.styles_dir, settings)
-    note(f"base model: {engine.base.describe()}")
+    engine = Engine.load(model, args.device, args.dtype, args.styles_dir, settings,
+                         getattr(args, "backend", "torch"), getattr(args, "onnx", None))
+    note(f"base model: {engine.base.describe()}; backend: {engine.backend.detail or engine.backend.name}")
     return engine
 
 
@@ -251,7 +265,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "demo": cmd_demo}
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .base_model import load_base_model
+    from .onnx_export import ExportSettings, export_onnx
+
+    settings = ExportSettings(precision=args.precision, opset=args.opset).validate()
+    base = load_base_model(args.model, args.device, "fp32")
+    note(f"Exporting {base.describe()} to ONNX ({settings.precision}, opset {settings.opset})...")
+    report = export_onnx(base, args.out, settings)
+    for component, error in report.relative_errors.items():
+        print(f"{component:12s} ONNX Runtime vs torch, max relative error {error:.2e}")
+    print(report.folder)
+    return 0
+
+
+COMMANDS = {"export-onnx": cmd_export_onnx, "train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "demo": cmd_demo}
 
 
 def _quiet_libraries() -> None:

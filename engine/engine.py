@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .audio import AudioLimits, Clip, check_samples, fit_length, read_audio, resample, write_audio
+from .backends import Backend, create_backend
 from .base_model import BaseModel, load_base_model
 from .conditioning import TextConditioner
 from .errors import AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
@@ -57,21 +58,25 @@ class EngineSettings:
 class Engine:
     """A loaded base model plus a style library. Create once; every method may be called many times."""
 
-    def __init__(self, base: BaseModel, library: StyleLibrary, settings: EngineSettings = EngineSettings()):
+    def __init__(self, base: BaseModel, library: StyleLibrary, settings: EngineSettings = EngineSettings(),
+                 backend: Backend | None = None):
         self.base = base
         self.library = library
         self.settings = settings
+        self.backend = backend or create_backend(base, "torch")
         self.converter = SpectrogramConverter(base.spectrogram, base.device)
         self.conditioner = TextConditioner(base)
-        self.sampler = Sampler(base, self.conditioner)
+        self.sampler = Sampler(base, self.conditioner, self.backend.noise_predictor)
         self._styles: dict[str, tuple[float, Style]] = {}
 
     @classmethod
     def load(
         cls, model: str, device: str = "auto", dtype: str = "auto", styles_dir: str | os.PathLike | None = None,
-        settings: EngineSettings = EngineSettings(),
+        settings: EngineSettings = EngineSettings(), backend: str = "torch", onnx_dir: str | os.PathLike | None = None,
     ) -> "Engine":
-        return cls(load_base_model(model, device, dtype), StyleLibrary(styles_dir), settings)
+        """Load the base model (and the ONNX sessions for ``backend="onnx"``) once."""
+        base = load_base_model(model, device, dtype)
+        return cls(base, StyleLibrary(styles_dir), settings, create_backend(base, backend, onnx_dir))
 
     # -- styles -------------------------------------------------------------------------------------------------
     def style(self, name: str) -> Style:
@@ -200,18 +205,13 @@ class Engine:
         audio = self.converter.image_to_audio(decoded, maxima, generator)
         return audio.cpu()
 
-    @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        x = image_to_model_input(images).to(self.base.device)
-        with self.base.autocast():
-            posterior = self.base.vae.encode(x).latent_dist
-        return posterior.mean.float() * self.base.vae_scale
+        """8-bit spectrogram images -> scaled latents (posterior mean)."""
+        return self.backend.vae.encode(image_to_model_input(images).to(self.base.device)) * self.base.vae_scale
 
-    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        with self.base.autocast():
-            x = self.base.vae.decode(latents / self.base.vae_scale).sample
-        return model_output_to_image(x)
+        """Scaled latents -> spectrogram images as float pixel values."""
+        return model_output_to_image(self.backend.vae.decode(latents / self.base.vae_scale))
 
 
 def region(clip: Clip, start: float | None, end: float | None, label: str) -> Clip:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .atomic import atomic_path
 from .audio import AudioLimits, fit_length, read_audio, resample
+from .backends import TorchVae
 from .base_model import BaseModel
 from .conditioning import TextConditioner
 from .errors import AudioError, CancelledError, CheckpointError, SettingsError
@@ -110,16 +111,11 @@ class StyleTrainer:
                 images.append(self.converter.audio_to_image(chunk)[0])
         return torch.stack(images)
 
-    @torch.no_grad()
     def encode(self, images: torch.Tensor, batch: int = 8) -> torch.Tensor:
         """VAE latents (mean of the posterior, scaled), computed once for the whole run."""
-        latents = []
-        for chunk in images.split(batch):
-            x = image_to_model_input(chunk).to(self.base.device)
-            with self.base.autocast():
-                posterior = self.base.vae.encode(x).latent_dist
-            latents.append(posterior.mean.float() * self.base.vae_scale)
-        return torch.cat(latents)
+        vae = TorchVae(self.base)
+        chunks = [vae.encode(image_to_model_input(c).to(self.base.device)) for c in images.split(batch)]
+        return torch.cat(chunks) * self.base.vae_scale
 
     def new_module(self, settings: TrainSettings) -> TimeVaryingEmbedding:
         with torch.random.fork_rng(devices=[]):

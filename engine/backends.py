@@ -1,0 +1,72 @@
+"""Where the UNet and VAE run: torch (the loaded modules) or ONNX Runtime (an export of the same weights).
+
+The sampler and the engine see only a noise predictor and a VAE codec, so both backends run the same
+BRS + DDIM + CFG loop with the same cached style contexts. The rule behind ``auto`` lives here, in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from .base_model import BaseModel
+from .errors import SettingsError
+from .sampler import NoisePredictor, TorchUNet
+
+BACKENDS = ("torch", "onnx", "auto")
+
+
+class VaeCodec(Protocol):
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> unscaled posterior mean latents."""
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Unscaled latents -> (B, 3, H, W) images in about [-1, 1]."""
+
+
+class TorchVae:
+    def __init__(self, base: BaseModel):
+        self.base = base
+
+    @torch.inference_mode()
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        with self.base.autocast():
+            return self.base.vae.encode(image).latent_dist.mean.float()
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        with self.base.autocast():
+            return self.base.vae.decode(latents).sample.float()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    noise_predictor: NoisePredictor
+    vae: VaeCodec
+    detail: str = ""
+
+
+def auto_backend(device: torch.device, dtype: torch.dtype) -> str:
+    """The backend measured fastest for this device and precision (docs/performance.md has the numbers).
+
+    CPU: torch wins at every precision we measured (bf16 autocast on AMX beats ONNX Runtime fp32 and int8).
+    CUDA: not measured yet, so torch stays the choice until a benchmark on a GPU says otherwise.
+    """
+    return "torch"
+
+
+def create_backend(base: BaseModel, name: str = "torch", onnx_dir: str | os.PathLike | None = None) -> Backend:
+    if name not in BACKENDS:
+        raise SettingsError(f"Unknown backend '{name}': use {', '.join(BACKENDS)}.")
+    if name == "auto":
+        name = "onnx" if onnx_dir else auto_backend(base.device, base.dtype)
+    if name == "torch":
+        return Backend("torch", TorchUNet(base), TorchVae(base))
+    from .onnx_backend import load_onnx_backend
+
+    return load_onnx_backend(base, Path(onnx_dir) if onnx_dir else None)
