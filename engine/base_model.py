@@ -21,10 +21,11 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from .devices import pick_device, pick_dtype
 from .errors import ModelNotFoundError
 from .spectrogram import SpectrogramFormat
-from .tiny import SD_SCHEDULER_CONFIG, TINY_SPECTROGRAM, build_tiny_components
+from .tiny import SD_SCHEDULER_CONFIG, TINY_SPECTROGRAM, build_riffusion_sized_components, build_tiny_components
 
 RIFFUSION = "riffusion/riffusion-model-v1"
 TINY = "tiny"
+RANDOM_RIFFUSION = "random-riffusion"  # Riffusion's architecture with random weights: for benchmarks
 DEFAULT_MODEL = RIFFUSION
 SPECTROGRAM_FILE = "spectrogram.json"  # a model's own image format, stored next to its weights
 
@@ -97,6 +98,9 @@ def load_base_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str
     if model == TINY:
         unet, vae, text_encoder, tokenizer = build_tiny_components()
         scheduler_config, fmt, noise = dict(SD_SCHEDULER_CONFIG), TINY_SPECTROGRAM, True
+    elif model == RANDOM_RIFFUSION:
+        unet, vae, text_encoder, tokenizer = build_riffusion_sized_components()
+        scheduler_config, fmt, noise = dict(SD_SCHEDULER_CONFIG), SpectrogramFormat(), True
     else:
         unet, vae, text_encoder, tokenizer, scheduler_config = _load_pretrained(model)
         fmt, noise = _read_model_notes(model)
@@ -104,6 +108,10 @@ def load_base_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str
     _freeze(unet, vae, text_encoder)
     for module in (unet, vae, text_encoder):
         module.to(torch_device)  # weights stay fp32; autocast runs the matmuls at ``dtype``
+    if torch_device.type == "cpu" and torch_dtype == torch.bfloat16:
+        # oneDNN's bf16 convolutions prefer NHWC: measured 17 % off a Riffusion VAE decode, 3 % off a UNet step
+        unet.to(memory_format=torch.channels_last)
+        vae.to(memory_format=torch.channels_last)
     return BaseModel(model, unet, vae, text_encoder, tokenizer, scheduler_config, fmt, torch_device, torch_dtype, noise)
 
 

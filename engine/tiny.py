@@ -65,3 +65,28 @@ def build_tiny_components() -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTe
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
     )
     return unet, vae, text_encoder, tokenizer
+
+
+def build_riffusion_sized_components() -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer]:
+    """Riffusion's exact architecture (SD 1.5: 860 M UNet, 84 M VAE, CLIP ViT-L/14 text) with random weights.
+
+    Same compute as the real model, so benchmarks need no download; the output is noise.
+    """
+    tokenizer = build_tiny_tokenizer()  # token ids only pick rows of the embedding table: any vocabulary works
+    torch.manual_seed(TINY_SEED)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+        max_position_embeddings=77, hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    ))
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
+        cross_attention_dim=768, attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    )
+    return unet, vae, text_encoder, tokenizer
