@@ -9,7 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
+from engine import RestyleError
 from engine import cli as engine_cli
+from engine.atomic import write_json
 from engine.base_model import DEFAULT_MODEL
 
 from .client import RestyleClient, ServerError
@@ -51,6 +53,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                       help="wait for the result (default) or return once the job is accepted")
     send.add_argument("--stall", type=float, default=30.0, help="give up when the server is silent this long")
     send.add_argument("--json", action="store_true", help="print the result as JSON")
+    send.add_argument("--result-file", metavar="FILE", help="also write the result (or the error) as JSON to FILE, "
+                                                           "atomically: for DAW scripts that poll for it")
 
     status = commands.add_parser("status", help="show a running server's queue and knobs")
     _add_server_options(status)
@@ -93,6 +97,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    """Submit, follow, print; with --result-file the outcome is also left in a file, success or not."""
+    try:
+        result = _send(args)
+    except RestyleError as exc:
+        if args.result_file:
+            write_json(args.result_file, {"ok": False, "code": exc.code, "error": str(exc)})
+        raise
+    if args.result_file:
+        write_json(args.result_file, {"ok": True, **result})
+    print(json.dumps(result) if args.json else result.get("output", result.get("job")))
+    return 0
+
+
+def _send(args: argparse.Namespace) -> dict:
     options: list[object] = []
     for name in ("style", "strength", "scale", "steps", "seed", "start", "end"):
         value = getattr(args, name)
@@ -106,8 +124,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     with RestyleClient(args.host, args.port) as client:
         job_id, position = client.request("stylize", source, *options)
         if not args.wait:
-            print(json.dumps({"job": job_id, "position": position}) if args.json else job_id)
-            return 0
+            return {"job": job_id, "position": position}
         bar = engine_cli.ProgressBar("restyle")
         try:
             event = client.wait_for_job(job_id, lambda e: _show(e, bar), stall=args.stall, timeout=args.timeout)
@@ -117,12 +134,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         reason = "cancelled" if event.name == "cancelled" else f"{event.args[2]} ({event.args[1]})"
         raise ServerError(f"{job_id} {reason}", event.args[1] if event.name == "failed" else "cancelled")
     _, output, rate, channels, seconds = event.args
-    if args.json:
-        print(json.dumps({"job": job_id, "output": output, "sample_rate": rate, "channels": channels,
-                          "seconds": seconds}))
-    else:
-        print(output)
-    return 0
+    return {"job": job_id, "output": output, "sample_rate": rate, "channels": channels, "seconds": seconds}
 
 
 def _show(event, bar) -> None:

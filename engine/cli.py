@@ -71,6 +71,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N")
     train.add_argument("--init-word", default=defaults.init_word, help="word whose embedding the style starts from")
+    train.add_argument("--preset", help="recommended scale/strength from presets/styles (default: the preset "
+                                         "named like the style, else 5.0 / 0.7)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing style of that name")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -170,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar = ProgressBar(f"training {args.name}")
     try:
         style = engine.train(args.name, args.clips, settings, resume=args.resume, overwrite=args.overwrite,
-                             progress=bar)
+                             progress=bar, preset=args.preset)
     finally:
         bar.close()
     folder = engine.library.folder(style.name)

@@ -22,6 +22,7 @@ from .base_model import BaseModel, load_base_model
 from .conditioning import TextConditioner
 from .errors import AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
 from .library import StyleLibrary, check_name
+from .presets import preset_for
 from .progress import CancelCheck, Progress, ProgressCallback
 from .sampler import Sampler, SamplerSettings
 from .spectrogram import SpectrogramConverter, image_to_model_input, model_output_to_image
@@ -115,15 +116,21 @@ class Engine:
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        preset: str | None = None,
     ) -> Style:
-        """Learn a style from audio clips (files or folders) and save it in the library."""
+        """Learn a style from audio clips (files or folders) and save it in the library.
+
+        Its recommended scale and strength come from ``preset`` (or the preset of the same name, or the default).
+        """
         check_name(name)
+        recommended = preset_for(name, preset)
         if name in self.library and not overwrite and not resume:
             raise StyleExistsError(f"A style named '{name}' already exists; pick another name or use --overwrite.")
         paths = collect_clips(list(clips))
         trainer = StyleTrainer(self.base, self.conditioner, self.settings.limits)
         checkpoint = self.library.checkpoint_path(name)
         style = trainer.train(name, paths, settings, checkpoint, resume, progress, should_cancel)
+        style.info.recommended_scale, style.info.recommended_strength = recommended.scale, recommended.strength
         self.library.save(style, overwrite=overwrite)
         checkpoint.unlink(missing_ok=True)
         self._styles.pop(name, None)

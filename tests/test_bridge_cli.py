@@ -75,3 +75,14 @@ def test_serve_runs_until_sigterm_and_stops_cleanly(tmp_path, styles_dir):
     stderr = process.stderr.read()
     assert code == 0, stderr
     assert "MIDI: off" in stderr and "Stopping" in stderr
+
+
+def test_result_file_holds_the_outcome_for_daw_scripts(server, content_wav, tmp_path, capsys):
+    ok_file, error_file = tmp_path / "ok.json", tmp_path / "error.json"
+    assert main(["send", str(content_wav), "--port", str(server.udp_port), "--result-file", str(ok_file)]) == 0
+    assert json.loads(ok_file.read_text())["ok"] is True
+    assert main(["send", str(content_wav), "--port", str(server.udp_port), "--style", "owl",
+                 "--result-file", str(error_file)]) == 1
+    failure = json.loads(error_file.read_text())
+    assert failure["ok"] is False and failure["code"] == "unknown_style" and "owl" in failure["error"]
+    capsys.readouterr()
