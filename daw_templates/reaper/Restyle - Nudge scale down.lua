@@ -1,0 +1,3 @@
+-- @description Restyle: nudge scale down (what 'Restyle: stylize selected items' sends; bind it to a key or button)
+local here = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
+dofile(here .. "restyle_common.lua").nudge(reaper, "scale", -0.5)
