@@ -94,6 +94,10 @@ class JobQueue:
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
+    def all(self) -> list[Job]:
+        """Every job still remembered, oldest first."""
+        return [self._jobs[i] for i in list(self._order)]
+
     def queued(self) -> list[Job]:
         return [self._jobs[i] for i in self._order if self._jobs[i].state == QUEUED]
 

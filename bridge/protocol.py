@@ -30,6 +30,7 @@ from .paths import PathPolicy
 
 ROOT = "/restyle"
 VERSION = "1"
+RETRY_WINDOW = 120.0  # seconds in which a repeated request id is a retry; later it is a new request
 STYLIZE_OPTIONS = {"start", "end", "style", "strength", "scale", "steps", "seed", "output", "stereo", "brs"}
 
 
@@ -109,24 +110,29 @@ class RestyleProtocol:
         self._routes: dict[Hashable, Peer] = {}  # hello registrations by the sender's (host, port)
         self._host_routes: dict[str, Peer] = {}  # ...and per host, for clients that send from a new port each time
         self._subscribers: dict[Hashable, Peer] = {}
-        self._requests: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._requests: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()  # -> (job id, when)
         self._last_push: dict[str, float] = {}
         self._last_stylize: tuple[str, dict, Peer] | None = None  # for "stylize the last clip again"
         self.midi = None  # a bridge.midi.MidiKnobs once MIDI is set up
         self.knobs.subscribe(self._knob_changed)
         self.dispatcher = self._routes_table()
 
-    def _routes_table(self) -> Dispatcher:
-        d = Dispatcher()
-        for address, handler in {
+    def routes(self) -> dict[str, object]:
+        """Every address this protocol answers, with its handler (docs/osc-protocol.md documents each)."""
+        handlers = {
             "ping": self.ping, "hello": self.hello, "stylize": self.stylize, "learn": self.learn,
             "cancel": self.cancel, "status": self.status,
             "styles/list": self.styles_list, "styles/delete": self.styles_delete, "styles/rename": self.styles_rename,
             "knob/get": self.knob_get, "knob/set": self.knob_set, "knob/set_normalized": self.knob_set_normalized,
             "knobs": self.knobs_all, "subscribe": self.subscribe, "unsubscribe": self.unsubscribe,
             "again": self.again, "midi/learn": self.midi_learn,
-        }.items():
-            d.map(f"{ROOT}/{address}", handler, needs_reply_address=True)
+        }
+        return {f"{ROOT}/{name}": handler for name, handler in handlers.items()}
+
+    def _routes_table(self) -> Dispatcher:
+        d = Dispatcher()
+        for address, handler in self.routes().items():
+            d.map(address, handler, needs_reply_address=True)
         return d
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
@@ -310,15 +316,17 @@ class RestyleProtocol:
     def _existing_job(self, peer: Peer, request_id: object) -> Job | None:
         """A repeated request id (a UDP retry) gets the job it already made."""
         with self._lock:
-            job_id = self._requests.get((peer.host, _key(request_id)))
-        return self.jobs.get(job_id) if job_id else None
+            job_id, when = self._requests.get((peer.host, _key(request_id)), (None, 0.0))
+        if job_id is None or time.monotonic() - when > RETRY_WINDOW:
+            return None  # e.g. a restarted patch counting its request ids from 1 again
+        return self.jobs.get(job_id)
 
     def _submit(self, peer: Peer, request_id: object, kind: str, params: dict) -> Job:
         """Queue a job and answer "accepted" (before the worker can start it, so the order is always right)."""
         announce = lambda job: self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)])  # noqa: E731
         job = self.jobs.submit(kind, params, reply_to=self.reply_target(peer), announce=announce)
         with self._lock:
-            self._requests[(peer.host, _key(request_id))] = job.id
+            self._requests[(peer.host, _key(request_id))] = (job.id, time.monotonic())
             while len(self._requests) > 1024:
                 self._requests.popitem(last=False)
         return job
