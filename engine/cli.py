@@ -111,6 +111,26 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     for action in (listing, show, remove, rename):
         add_library_option(action)
 
+    evaluate = commands.add_parser("evaluate", help="score stylized audio: CLAP content preservation and style fit")
+    evaluate.add_argument("--content", required=True, help="folder of the original (content) clips")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--stylized", help="folder of stylized files named <content>_<style>.wav")
+    source.add_argument("--manifest", help="CSV with columns content, stylized[, style, scale, strength]")
+    source.add_argument("--run", action="store_true", help="stylize the content folder first (needs --style)")
+    evaluate.add_argument("--style", help="a Restyle style: its training clips are the style reference")
+    evaluate.add_argument("--style-clips", help="folder of style reference clips (any system's)")
+    evaluate.add_argument("--prompt", help="text for SF (text) (default: the style's name)")
+    evaluate.add_argument("--scale", help="with --run: one value or a grid, e.g. 3,4.5,6")
+    evaluate.add_argument("--strength", help="with --run: one value or a grid, e.g. 0.3,0.45,0.6")
+    evaluate.add_argument("--steps", type=int, default=50)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", default="restyle-eval", help="folder for results (and --run's audio)")
+    evaluate.add_argument("--clap", default="laion/clap-htsat-unfused", help="CLAP hub id or folder ('tiny': tests)")
+    evaluate.add_argument("--write-recommended", action="store_true",
+                          help="store the balanced Pareto setting as the style's recommended scale/strength")
+    add_model_options(evaluate, None)
+    add_library_option(evaluate)
+
     export = commands.add_parser("export-onnx", help="export the base model's UNet and VAE to ONNX for --backend onnx")
     export.add_argument("--out", help="export folder (default: the engine's cache, where --backend onnx finds it)")
     export.add_argument("--precision", default="fp32", help="fp32, fp16 (GPUs) or int8 (CPUs)")
@@ -267,6 +287,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluation as ev
+    from .atomic import write_json
+    from .embedders import ClapEmbedder
+    from .errors import SettingsError
+
+    library = StyleLibrary(args.styles_dir)
+    out, content_dir = Path(args.out), Path(args.content)
+    if not content_dir.is_dir():
+        raise SettingsError(f"Content folder not found: {content_dir}")
+    info = library.info(args.style) if args.style else None
+    if args.run:
+        if info is None:
+            raise SettingsError("--run needs --style NAME (the style to stylize with).")
+        engine = load_engine(args, args.model or info.base_model)
+        contents = sorted(p for p in content_dir.iterdir() if p.suffix.lower() in {".wav", ".flac", ".ogg", ".aiff"})
+        pairs = ev.stylize_grid(engine, contents, args.style, ev.parse_grid(args.scale, "scale"),
+                                ev.parse_grid(args.strength, "strength"), args.steps, args.seed, out / "stylized",
+                                progress=ProgressBar("stylizing"))
+    elif args.manifest:
+        pairs = ev.pairs_from_manifest(Path(args.manifest))
+    else:
+        pairs = ev.pairs_by_name(Path(args.stylized), content_dir)
+    style_clips = _style_clips(args, info)
+    embedder = ClapEmbedder.load(args.clap)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = ev.EmbeddingCache(out / "embeddings-cache.json", embedder)
+    bar = ProgressBar("scoring")
+    try:
+        report = ev.score_pairs(pairs, embedder, style_clips, args.prompt or (info.name if info else "music"), cache,
+                                progress=bar)
+    finally:
+        bar.close()
+    rows = ev.summarize(report)
+    paths = ev.write_reports(report, rows, out, embedder.name)
+    print(paths["markdown"].read_text())
+    choice = ev.balanced(rows)
+    if args.write_recommended and info is not None and choice is not None:
+        info.recommended_scale, info.recommended_strength = choice["scale"], choice["strength"]
+        write_json(library.folder(info.name) / "style.json", info.to_dict())
+        print(f"Style '{info.name}' now recommends scale {choice['scale']:g}, strength {choice['strength']:g}.")
+    for name, why in report.skipped:
+        note(f"skipped {name}: {why}")
+    return 0
+
+
+def _style_clips(args: argparse.Namespace, info) -> list[Path]:
+    from .errors import SettingsError
+
+    if args.style_clips:
+        folder = Path(args.style_clips)
+        clips = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    elif info is not None:
+        clips = [Path(c["path"]) for c in info.training.get("clips", []) if "path" in c]
+        clips = [c for c in clips if c.is_file()]
+    else:
+        clips = []
+    if not clips:
+        raise SettingsError("No style reference clips: pass --style-clips FOLDER (the style's own training clips "
+                            "were not found).")
+    return clips
+
+
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from .base_model import load_base_model
     from .onnx_export import ExportSettings, export_onnx
@@ -281,7 +364,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export-onnx": cmd_export_onnx, "train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "demo": cmd_demo}
+COMMANDS = {"evaluate": cmd_evaluate, "export-onnx": cmd_export_onnx, "train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "demo": cmd_demo}
 
 
 def _quiet_libraries() -> None:

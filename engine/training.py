@@ -193,7 +193,8 @@ class StyleTrainer:
             init_word=settings.init_word,
             training={
                 "settings": asdict(settings),
-                "clips": [{"file": p.name, "sha256_16": fp} for p, fp in zip(clips, clip_prints)],
+                "clips": [{"file": p.name, "path": str(p.resolve()), "sha256_16": fp}
+                          for p, fp in zip(clips, clip_prints)],
                 "windows": int(latents.shape[0]),
                 "seconds": round(time.monotonic() - started, 1),
                 "device": self.base.device.type,
