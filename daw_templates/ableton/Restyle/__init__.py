@@ -7,6 +7,8 @@ default: see TRIGGER_NOTE) to stylize the selected clip. docs/ableton.md has the
 
 from .restyle_link import RestyleLink
 
+__all__ = ["RestyleLink", "create_instance"]
+
 TRIGGER_NOTE = 0  # C-1
 TRIGGER_CHANNEL = 15  # MIDI channel 16
 HOST, PORT = "127.0.0.1", 9100
