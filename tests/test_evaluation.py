@@ -115,3 +115,10 @@ def test_run_mode_stylizes_a_grid_scores_it_and_writes_the_recommendation(traine
     assert (out / "stylized" / "scale3_strength0.5" / "loop_bells.wav").is_file()
     info = json.loads((library / "bells" / "style.json").read_text())
     assert info["recommended_scale"] in (3.0, 6.0) and info["recommended_strength"] == 0.5
+
+
+def test_missing_clap_weights_offline_name_what_to_download():
+    from engine import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="hf download laion/clap-htsat-unfused"):
+        ClapEmbedder.load("laion/clap-htsat-unfused")
