@@ -214,11 +214,11 @@ class RestyleProtocol:
                 self._last_stylize = (str(input_path), again, self.reply_target(peer))
                 self._submit(peer, request_id, "stylize", params)
                 return
-        self.reply(peer, "accepted", [request_id, existing.id, self.jobs.position(existing)])
+        self._announcer(peer, request_id)(existing)  # a retry: the same job again
 
     def again(self, peer: Peer, _address: str, request_id: object) -> None:
         """Stylize the last submitted clip again with the knobs as they are now (a MIDI button does the same)."""
-        self._submit_again(lambda job: self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)]))
+        self._submit_again(self._announcer(peer, request_id))
 
     def restyle_last(self) -> None:
         """The MIDI button: like /restyle/again; its replies go to the client that submitted the clip."""
@@ -252,7 +252,7 @@ class RestyleProtocol:
                 params = {"name": check_name(str(name)), "clips": clips, "steps": self.learn_steps}
                 self._submit(peer, request_id, "learn", params)
                 return
-        self.reply(peer, "accepted", [request_id, existing.id, self.jobs.position(existing)])
+        self._announcer(peer, request_id)(existing)  # a retry: the same job again
 
     def cancel(self, peer: Peer, _address: str, request_id: object, job_id: object) -> None:
         job = self.jobs.cancel(str(job_id))
@@ -313,6 +313,10 @@ class RestyleProtocol:
         self.send(target, "unsubscribe", [request_id, "ok"])
 
     # -- jobs ---------------------------------------------------------------------------------------------------
+    def _announcer(self, peer: Peer, request_id: object):
+        """What answers "accepted" for a job, before the worker can start it."""
+        return lambda job: self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)])
+
     def _existing_job(self, peer: Peer, request_id: object) -> Job | None:
         """A repeated request id (a UDP retry) gets the job it already made."""
         with self._lock:
@@ -323,8 +327,8 @@ class RestyleProtocol:
 
     def _submit(self, peer: Peer, request_id: object, kind: str, params: dict) -> Job:
         """Queue a job and answer "accepted" (before the worker can start it, so the order is always right)."""
-        announce = lambda job: self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)])  # noqa: E731
-        job = self.jobs.submit(kind, params, reply_to=self.reply_target(peer), announce=announce)
+        job = self.jobs.submit(kind, params, reply_to=self.reply_target(peer),
+                               announce=self._announcer(peer, request_id))
         with self._lock:
             self._requests[(peer.host, _key(request_id))] = (job.id, time.monotonic())
             while len(self._requests) > 1024:

@@ -302,7 +302,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if info is None:
             raise SettingsError("--run needs --style NAME (the style to stylize with).")
         engine = load_engine(args, args.model or info.base_model)
-        contents = sorted(p for p in content_dir.iterdir() if p.suffix.lower() in {".wav", ".flac", ".ogg", ".aiff"})
+        contents = ev.audio_files(content_dir)
         pairs = ev.stylize_grid(engine, contents, args.style, ev.parse_grid(args.scale, "scale"),
                                 ev.parse_grid(args.strength, "strength"), args.steps, args.seed, out / "stylized",
                                 progress=ProgressBar("stylizing"))

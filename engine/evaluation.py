@@ -48,15 +48,15 @@ class Report:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
 
 
-def _audio_files(folder: Path) -> list[Path]:
+def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
 def pairs_by_name(stylized_dir: Path, content_dir: Path) -> list[Pair]:
     """``<content>_<style>.ext`` in ``stylized_dir`` pairs with ``<content>.*`` in ``content_dir`` (longest stem wins)."""
-    contents = {p.stem: p for p in _audio_files(content_dir)}
+    contents = {p.stem: p for p in audio_files(content_dir)}
     pairs = []
-    for path in _audio_files(stylized_dir):
+    for path in audio_files(stylized_dir):
         stems = [s for s in contents if path.stem.startswith(s + "_")]
         if stems:
             stem = max(stems, key=len)

@@ -3,6 +3,9 @@
 import struct
 
 
+_NUMBERS = {"i": ">i", "f": ">f", "h": ">q", "d": ">d"}  # OSC type tag -> big-endian struct layout
+
+
 def _pad(data):
     return data + b"\0" * (4 - len(data) % 4)
 
@@ -37,18 +40,10 @@ def decode(data):
         raise ValueError("not an OSC message")
     args = []
     for tag in tags[1:]:
-        if tag == "i":
-            args.append(struct.unpack(">i", data[pos:pos + 4])[0])
-            pos += 4
-        elif tag == "f":
-            args.append(struct.unpack(">f", data[pos:pos + 4])[0])
-            pos += 4
-        elif tag == "h":
-            args.append(struct.unpack(">q", data[pos:pos + 8])[0])
-            pos += 8
-        elif tag == "d":
-            args.append(struct.unpack(">d", data[pos:pos + 8])[0])
-            pos += 8
+        if tag in _NUMBERS:
+            layout = _NUMBERS[tag]
+            args.append(struct.unpack(layout, data[pos:pos + struct.calcsize(layout)])[0])
+            pos += struct.calcsize(layout)
         elif tag == "s":
             value, pos = _read_string(data, pos)
             args.append(value)
