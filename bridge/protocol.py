@@ -271,7 +271,7 @@ class RestyleProtocol:
         self.reply(peer, "status", [request_id, job.id, job.state, self.jobs.position(job), job.fraction])
 
     def styles_list(self, peer: Peer, _address: str, request_id: object) -> None:
-        self.reply(peer, "styles/list", [request_id, *self.engine.library.names()])
+        self.reply(peer, "styles/list", [request_id, *self.engine.style_names()])
 
     def styles_delete(self, peer: Peer, _address: str, request_id: object, name: object) -> None:
         self.engine.library.remove(str(name))

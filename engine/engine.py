@@ -82,13 +82,18 @@ class Engine:
     # -- styles -------------------------------------------------------------------------------------------------
     def style(self, name: str) -> Style:
         """A style from the library, loaded once and kept warm (reloaded if its files change)."""
-        stamp = (self.library.folder(name) / "style.json").stat().st_mtime if name in self.library else None
+        stamp = (self.library.locate(name) / "style.json").stat().st_mtime if name in self.library else None
         cached = self._styles.get(name)
         if cached is None or cached[0] != stamp:
             style = self.library.load(name, self.base.device)
             self.check_compatible(style.info)
             self._styles[name] = (stamp, style)
         return self._styles[name][1]
+
+    def style_names(self) -> list[str]:
+        """The library's styles that this engine's base model can use (trained on these very weights)."""
+        return [name for name in self.library.names()
+                if self.library.info(name).base_fingerprint == self.base.fingerprint]
 
     def check_compatible(self, info: StyleInfo) -> None:
         if info.base_fingerprint != self.base.fingerprint:

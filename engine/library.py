@@ -1,7 +1,8 @@
 """The style library: one folder per style (weights + JSON), under the user's data folder by default.
 
 Location, first match wins: ``--styles-dir``, ``$RESTYLE_HOME/styles``, the platform's user data folder.
-Writes are atomic: a style appears complete or not at all.
+Styles shipped with Restyle (trained on the bundled mini model) are listed too, read-only; a user's style of the
+same name hides the shipped one. Writes are atomic: a style appears complete or not at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from .atomic import write_json
 from .errors import SettingsError, StyleExistsError, StyleNotFoundError
+from .mini import STYLES_DIR as SHIPPED_STYLES_DIR
 from .style import INFO_FILE, Style, StyleInfo, read_info
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
@@ -42,33 +44,55 @@ def check_name(name: str) -> str:
 
 
 class StyleLibrary:
-    """Lists, loads, saves, renames and removes styles in one folder."""
+    """Lists, loads, saves, renames and removes styles in one folder; shipped styles are found but never changed."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, shipped: str | os.PathLike | None = SHIPPED_STYLES_DIR):
         self.root = default_styles_dir(root)
+        self.shipped = Path(shipped) if shipped else None
 
     def folder(self, name: str) -> Path:
+        """Where the user's style ``name`` is (or would be) stored."""
         return self.root / check_name(name)
 
+    @staticmethod
+    def _names_in(folder: Path | None) -> set[str]:
+        if folder is None or not folder.is_dir():
+            return set()
+        return {p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / INFO_FILE).is_file()}
+
     def names(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and (p / INFO_FILE).is_file())
+        return sorted(self._names_in(self.root) | self._names_in(self.shipped))
 
     def __contains__(self, name: str) -> bool:
-        return NAME_PATTERN.match(name) is not None and (self.root / name / INFO_FILE).is_file()
+        return NAME_PATTERN.match(name) is not None and any(
+            (folder / name / INFO_FILE).is_file() for folder in (self.root, self.shipped) if folder is not None)
 
-    def _require(self, name: str) -> Path:
+    def is_shipped(self, name: str) -> bool:
+        """True when ``name`` resolves to a style shipped with Restyle (no user style hides it)."""
+        return name in self and not (self.root / name / INFO_FILE).is_file()
+
+    def locate(self, name: str) -> Path:
+        """The folder holding style ``name``: the user's own, else the shipped one."""
         if name not in self:
             known = ", ".join(self.names()) or "none yet; train one with `restyle train`"
             raise StyleNotFoundError(f"No style named '{name}' in {self.root}. Known styles: {known}.")
-        return self.root / name
+        return self.shipped / name if self.is_shipped(name) else self.root / name
+
+    def writable_folder(self, name: str) -> Path:
+        """The user's own folder of ``name``, for changes; shipped styles are read-only."""
+        folder = self.locate(name)
+        if self.is_shipped(name):
+            raise SettingsError(
+                f"'{name}' is shipped with Restyle and cannot be changed; train your own style under another name "
+                "(or the same name, which then hides the shipped one)."
+            )
+        return folder
 
     def info(self, name: str) -> StyleInfo:
-        return read_info(self._require(name))
+        return read_info(self.locate(name))
 
     def load(self, name: str, device: torch.device | str = "cpu") -> Style:
-        return Style.load(self._require(name), device)
+        return Style.load(self.locate(name), device)
 
     def save(self, style: Style, overwrite: bool = False) -> Path:
         """Write the style into a hidden folder, then rename it into place (replacing an old one if allowed)."""
@@ -91,13 +115,13 @@ class StyleLibrary:
         return final
 
     def remove(self, name: str) -> None:
-        folder = self._require(name)
+        folder = self.writable_folder(name)
         retired = self.root / f".{name}.removed-{uuid.uuid4().hex[:8]}"
         os.replace(folder, retired)  # atomic: the style vanishes at once, the files go after
         shutil.rmtree(retired, ignore_errors=True)
 
     def rename(self, old: str, new: str) -> None:
-        folder = self._require(old)
+        folder = self.writable_folder(old)
         target = self.folder(new)
         if target.exists():
             raise StyleExistsError(f"A style named '{new}' already exists; remove it first or pick another name.")

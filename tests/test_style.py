@@ -72,7 +72,7 @@ def _save(library, name):
 
 
 def test_library_lists_renames_and_removes(tmp_path):
-    library = StyleLibrary(tmp_path)
+    library = StyleLibrary(tmp_path, shipped=None)
     _save(library, "bird")
     _save(library, "accordion")
     assert library.names() == ["accordion", "bird"]
@@ -85,7 +85,7 @@ def test_library_lists_renames_and_removes(tmp_path):
 
 
 def test_library_refuses_overwrites_unknown_names_and_path_tricks(tmp_path):
-    library = StyleLibrary(tmp_path)
+    library = StyleLibrary(tmp_path, shipped=None)
     _save(library, "bird")
     with pytest.raises(StyleExistsError):
         _save(library, "bird")
