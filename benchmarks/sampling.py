@@ -7,6 +7,7 @@ the UNet's counted FLOPs per step with a matmul peak measured in the same run.
 
     python benchmarks/sampling.py                       # tiny model: seconds
     python benchmarks/sampling.py --arch riffusion      # Riffusion's architecture, random weights: minutes
+    python benchmarks/sampling.py --arch mini           # the shipped mini model (its own 5.1 s window): seconds
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from engine.sampler import SamplerSettings  # noqa: E402
 from engine.style import Style, StyleInfo, StyleMix, TimeVaryingEmbedding  # noqa: E402
 from engine.synth import chord  # noqa: E402
 
-MODELS = {"tiny": "tiny", "riffusion": "random-riffusion"}
+MODELS = {"tiny": "tiny", "mini": "mini", "riffusion": "random-riffusion"}
 # name: (backend, torch precision, ONNX export precision)
 VARIANTS = {
     "torch-fp32": ("torch", "fp32", None),

@@ -1,7 +1,7 @@
 """The frozen base model: a text-conditioned latent diffusion model over spectrogram images.
 
-``load_base_model`` takes the built-in ``tiny`` model, a Hugging Face hub id (from the local cache, or
-downloaded when the network allows) or a local folder in diffusers layout. Every weight is frozen; only
+``load_base_model`` takes the shipped ``mini`` model, the built-in ``tiny`` one, a Hugging Face hub id (from the
+local cache, or downloaded when the network allows) or a local folder in diffusers layout. Every weight is frozen; only
 style modules are ever trained.
 """
 
@@ -20,6 +20,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from .devices import pick_device, pick_dtype
 from .errors import ModelNotFoundError
+from .mini import MINI, MODEL_DIR as MINI_DIR
 from .spectrogram import SpectrogramFormat
 from .tiny import SD_SCHEDULER_CONFIG, TINY_SPECTROGRAM, build_riffusion_sized_components, build_tiny_components
 
@@ -98,6 +99,13 @@ def load_base_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str
     if model == TINY:
         unet, vae, text_encoder, tokenizer = build_tiny_components()
         scheduler_config, fmt, noise = dict(SD_SCHEDULER_CONFIG), TINY_SPECTROGRAM, True
+    elif model == MINI:
+        if not (MINI_DIR / SPECTROGRAM_FILE).is_file():
+            raise ModelNotFoundError(
+                f"The shipped mini model is missing from {MINI_DIR}: reinstall Restyle, or train it with "
+                "`restyle mini train`.")
+        unet, vae, text_encoder, tokenizer, scheduler_config = _load_pretrained(str(MINI_DIR))
+        fmt, noise = _read_model_notes(str(MINI_DIR))
     elif model == RANDOM_RIFFUSION:
         unet, vae, text_encoder, tokenizer = build_riffusion_sized_components()
         scheduler_config, fmt, noise = dict(SD_SCHEDULER_CONFIG), SpectrogramFormat(), True

@@ -1,4 +1,4 @@
-"""The ``restyle`` command line: train, stylize, styles, demo.
+"""The ``restyle`` command line: train, stylize, styles, evaluate, export-onnx, demo, mini.
 
 Errors from the engine are caught here, once, and printed as one line on stderr with a non-zero exit.
 """
@@ -16,6 +16,8 @@ from pathlib import Path
 from .base_model import DEFAULT_MODEL, TINY
 from .errors import BaseModelMismatchError, RestyleError
 from .library import StyleLibrary
+from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE, MINI
+from .mini.commands import add_mini_command, cmd_mini
 from .progress import Progress
 from .sampler import SamplerSettings
 from .style import parse_style_mix
@@ -29,8 +31,9 @@ EXIT_INTERRUPTED = 130
 def add_model_options(parser: argparse.ArgumentParser, model_default: str | None) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=model_default,
-                       help=f"base model: a hub id, a local diffusers folder, or '{TINY}' (random weights, "
-                            f"noise, for smoke runs). Default: {model_default or 'the style’s own base model'}")
+                       help=f"base model: '{MINI}' (shipped, small, offline), a hub id such as {DEFAULT_MODEL}, a "
+                            f"local diffusers folder, or '{TINY}' (random weights, noise, for smoke runs). "
+                            f"Default: {model_default or 'the style’s own base model'}")
     group.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     group.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, bf16 on CPUs with AMX), fp32, bf16, fp16")
     group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this")
@@ -137,10 +140,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--opset", type=int, default=18)
     add_model_options(export, DEFAULT_MODEL)
 
-    demo = commands.add_parser("demo", help="train a style on synthesized bells and stylize a melody, offline")
-    demo.add_argument("--out", default="restyle-demo", help="folder for the clips, the style and the result")
-    demo.add_argument("--steps", type=int, default=200, help="training steps")
-    add_model_options(demo, TINY)
+    demo = commands.add_parser("demo", help="stylize a melody with a shipped style, offline; write audio and a PNG")
+    demo.add_argument("--out", default="restyle-demo", help="folder for the content, the result and the picture")
+    demo.add_argument("--style", default=DEMO_STYLE,
+                      help=f"style or blend (default {DEMO_STYLE}; shipped: {', '.join(BUNDLED_STYLES)})")
+    demo.add_argument("--content", default=str(DEMO_CONTENT), help="audio file to stylize (default: a piano melody)")
+    demo.add_argument("--strength", type=float, help="0..1: how far from the original (style's default)")
+    demo.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
+    demo.add_argument("--steps", type=int, default=SamplerSettings().steps)
+    demo.add_argument("--seed", type=int, default=0)
+    add_model_options(demo, None)
+    add_library_option(demo)
+
+    add_mini_command(commands)
 
 
 # -- commands -----------------------------------------------------------------------------------------------------
@@ -209,12 +221,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     model = args.model or _style_base_model(args)
     engine = load_engine(args, model)
     mix = engine.style_mix(args.style)
-    recommended = engine.recommended_settings(mix)
-    settings = SamplerSettings(
-        strength=recommended.strength if args.strength is None else args.strength,
-        scale=recommended.scale if args.scale is None else args.scale,
-        steps=args.steps, seed=args.seed, brs=not args.no_brs,
-    ).validate()
+    settings = _sampler_settings(args, engine.recommended_settings(mix))
     bar = ProgressBar(f"stylizing with {mix.label}")
     try:
         result = engine.stylize(args.input, args.style, settings, args.output, stereo=args.stereo,
@@ -231,6 +238,15 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sampler_settings(args: argparse.Namespace, recommended: SamplerSettings) -> SamplerSettings:
+    """The command line's strength/scale where given, else the style's recommended ones."""
+    return SamplerSettings(
+        strength=recommended.strength if args.strength is None else args.strength,
+        scale=recommended.scale if args.scale is None else args.scale,
+        steps=args.steps, seed=args.seed, brs=not getattr(args, "no_brs", False),
+    ).validate()
+
+
 def _style_base_model(args: argparse.Namespace) -> str:
     """The base model the named styles were trained on (they must agree)."""
     library = StyleLibrary(args.styles_dir)
@@ -245,13 +261,14 @@ def cmd_styles(args: argparse.Namespace) -> int:
     if args.action == "list":
         infos = [library.info(name) for name in library.names()]
         if args.json:
-            print(json.dumps([_summary(i) for i in infos]))
-        elif not infos:
-            print(f"No styles yet in {library.root}. Train one with: restyle train NAME CLIPS...")
+            print(json.dumps([{**_summary(i), "shipped": library.is_shipped(i.name)} for i in infos]))
+        elif all(library.is_shipped(i.name) for i in infos):
+            print(f"No styles of your own yet in {library.root}. Train one with: restyle train NAME CLIPS...")
         for info in infos if not args.json else []:
             noise = "  (tiny model: noise)" if info.produces_noise else ""
+            shipped = "  (shipped with Restyle)" if library.is_shipped(info.name) else ""
             print(f"{info.name:24s} scale {info.recommended_scale:<4} strength {info.recommended_strength:<5} "
-                  f"base {info.base_model}{noise}")
+                  f"base {info.base_model}{noise}{shipped}")
     elif args.action == "show":
         info = library.info(args.name)
         data = info.to_dict()
@@ -279,9 +296,13 @@ def _summary(info) -> dict:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    args.styles_dir = str(Path(args.out) / "styles")
-    engine = load_engine(args, args.model)
-    outputs = run_demo(engine, Path(args.out), args.steps, progress=ProgressBar("demo"))
+    engine = load_engine(args, args.model or _style_base_model(args))
+    settings = _sampler_settings(args, engine.recommended_settings(engine.style_mix(args.style)))
+    bar = ProgressBar(f"stylizing with {args.style}")
+    try:
+        outputs = run_demo(engine, Path(args.out), args.style, Path(args.content), settings, progress=bar)
+    finally:
+        bar.close()
     for label, path in outputs.items():
         print(f"{label}: {path}")
     return 0
@@ -326,7 +347,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     choice = ev.balanced(rows)
     if args.write_recommended and info is not None and choice is not None:
         info.recommended_scale, info.recommended_strength = choice["scale"], choice["strength"]
-        write_json(library.folder(info.name) / "style.json", info.to_dict())
+        write_json(library.writable_folder(info.name) / "style.json", info.to_dict())
         print(f"Style '{info.name}' now recommends scale {choice['scale']:g}, strength {choice['strength']:g}.")
     for name, why in report.skipped:
         note(f"skipped {name}: {why}")
@@ -364,7 +385,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"evaluate": cmd_evaluate, "export-onnx": cmd_export_onnx, "train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "demo": cmd_demo}
+COMMANDS = {"evaluate": cmd_evaluate, "export-onnx": cmd_export_onnx, "train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "demo": cmd_demo,
+            "mini": cmd_mini}
 
 
 def _quiet_libraries() -> None:

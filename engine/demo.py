@@ -1,30 +1,33 @@
-"""``restyle demo``: the whole loop offline, from synthesized clips: learn a bell style, stylize a melody."""
+"""``restyle demo``: stylize a melody with a style shipped with Restyle, offline, and show what changed.
+
+Writes the content clip, the stylized clip and a PNG of both spectrograms side by side.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .audio import Clip, write_audio
-from .engine import Engine
+from .audio import read_audio, write_audio
+from .engine import Engine, StylizeResult
+from .figures import clip_image, write_side_by_side
+from .mini import DEMO_CONTENT, DEMO_STYLE
 from .progress import ProgressCallback
 from .sampler import SamplerSettings
-from .synth import bells, melody
-from .training import TrainSettings
-
-DEMO_STYLE = "demo-bells"
 
 
-def run_demo(engine: Engine, out: Path, steps: int, progress: ProgressCallback | None = None) -> dict[str, Path]:
-    """Write style clips and a content clip into ``out``, train a style on them, stylize; return the files."""
-    rate = engine.base.spectrogram.sample_rate
-    seconds = 2 * engine.base.spectrogram.window_seconds
-    clips = out / "style-clips"
-    clips.mkdir(parents=True, exist_ok=True)
-    for i, notes in enumerate(([523.3, 659.3, 784.0], [440.0, 587.3, 880.0], [392.0, 493.9, 698.5])):
-        write_audio(clips / f"bells-{i + 1}.wav", Clip(bells(notes, seconds, rate, seed=i)[None], rate))
-    content = write_audio(out / "melody.wav", Clip(melody([261.6, 329.6, 392.0, 329.6, 293.7, 261.6], seconds, rate)[None], rate))
-
-    engine.train(DEMO_STYLE, [clips], TrainSettings(steps=steps, checkpoint_every=max(1, steps // 4)),
-                 overwrite=True, progress=progress)
-    result = engine.stylize(content, DEMO_STYLE, SamplerSettings(strength=0.6, scale=4.5, steps=50), progress=progress)
-    return {"style clips": clips, "content": content, "style": engine.library.folder(DEMO_STYLE), "stylized": result.path}
+def run_demo(
+    engine: Engine, out: Path, style: str = DEMO_STYLE, content: Path = DEMO_CONTENT,
+    settings: SamplerSettings | None = None, progress: ProgressCallback | None = None,
+) -> dict[str, Path]:
+    """Stylize ``content`` with ``style`` into ``out``; return the files written, by what they are."""
+    out.mkdir(parents=True, exist_ok=True)
+    clip = read_audio(content, engine.settings.limits)
+    content_wav = write_audio(out / "content.wav", clip)
+    result: StylizeResult = engine.stylize(content_wav, style, settings, out / f"content_{style}.wav",
+                                           progress=progress)
+    stylized = read_audio(result.path, engine.settings.limits)
+    converter = engine.converter
+    label = f"{result.style} (scale {result.settings.scale:g}, strength {result.settings.strength:g})"
+    picture = write_side_by_side(out / "spectrograms.png", [clip_image(clip, converter), clip_image(stylized, converter)],
+                                 ["content", label])
+    return {"content": content_wav, "stylized": result.path, "spectrograms": picture}

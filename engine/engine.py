@@ -129,7 +129,7 @@ class Engine:
         """
         check_name(name)
         recommended = preset_for(name, preset)
-        if name in self.library and not overwrite and not resume:
+        if name in self.library and not self.library.is_shipped(name) and not overwrite and not resume:
             raise StyleExistsError(f"A style named '{name}' already exists; pick another name or use --overwrite.")
         paths = collect_clips(list(clips))
         trainer = StyleTrainer(self.base, self.conditioner, self.settings.limits)

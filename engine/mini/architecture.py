@@ -2,7 +2,7 @@
 
 Sized to train from scratch in under two hours on two CPU cores and to stylize a 5 s clip in a few seconds:
 128 mel bins x 256 frames of 16 kHz audio (5.1 s), a VAE that downsamples by 4 (latents 4 x 32 x 64), a
-UNet of about 6 M parameters with attention only at the two coarser levels, and a two-layer CLIP text
+UNet of 11 M parameters with attention only at the two coarser levels, and a two-layer CLIP text
 encoder whose tokenizer knows the instruments' names as whole words.
 """
 

@@ -57,7 +57,7 @@ class MiniTrainSettings:
     vae_learning_rate: float = 5e-4
     kl_weight: float = 1e-6
     scale_crops: int = 64  # images encoded to measure the latents' spread (the VAE's scaling factor)
-    unet_steps: int = 3000
+    unet_steps: int = 2000
     unet_batch: int = 16
     unet_learning_rate: float = 5e-4
     warmup_steps: int = 100

@@ -1,0 +1,112 @@
+"""``restyle mini train | styles | acceptance``: rebuild and measure the shipped mini model.
+
+Each is one reproducible command (fixed seeds, settings recorded next to the results). They need FluidSynth
+and the General MIDI soundfont (``apt install fluidsynth fluid-soundfont-gm``) and ``pip install restyle[mini]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..training import TrainSettings
+from . import MINI, MODEL_DIR, STYLES_DIR
+
+DEFAULT_WORK = "mini-training"
+
+
+def add_mini_command(commands: argparse._SubParsersAction) -> None:
+    from ..cli import add_library_option, add_model_options
+
+    mini = commands.add_parser("mini", help="train the shipped mini model, its styles, and measure them")
+    actions = mini.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    train = actions.add_parser("train", help="render the training audio and train the mini model (resumable)")
+    train.add_argument("--work", default=DEFAULT_WORK, help="folder for the audio, latents and checkpoint")
+    train.add_argument("--out", default=str(MODEL_DIR), help="where the model is written (default: the shipped one)")
+    train.add_argument("--seed", type=int, help="default 0")
+    train.add_argument("--vae-steps", type=int, help="default 1000 (for smoke runs: fewer)")
+    train.add_argument("--unet-steps", type=int, help="default 2000 (for smoke runs: fewer)")
+    train.add_argument("--seconds-per-instrument", type=float, help="rendered audio per instrument (default 150)")
+
+    styles = actions.add_parser("styles", help="learn the shipped styles on the mini model")
+    styles.add_argument("--out", default=str(STYLES_DIR), help="style folder (default: the shipped one)")
+    styles.add_argument("--steps", type=int, default=TrainSettings().steps)
+    add_model_options(styles, MINI)
+    styles.set_defaults(styles_dir=None)
+
+    acceptance = actions.add_parser("acceptance", help="measure styles against rendered ground truth")
+    acceptance.add_argument("--out", default="mini-acceptance", help="folder for clips, audio and results")
+    acceptance.add_argument("--targets", help="comma-separated target instruments (default: the shipped styles')")
+    acceptance.add_argument("--pairs", type=int, help="held-out melodies per target (default 8)")
+    acceptance.add_argument("--strength", help="comma-separated strengths (default 0.3,0.5,0.7)")
+    acceptance.add_argument("--scale", type=float, help="guidance scale for every style (default: each style's own)")
+    acceptance.add_argument("--sampling-steps", type=int, default=50)
+    acceptance.add_argument("--train-steps", type=int,
+                            help="learn the target styles anew with this many steps (default: use the library's)")
+    add_model_options(acceptance, MINI)
+    add_library_option(acceptance)
+
+
+def cmd_mini(args: argparse.Namespace) -> int:
+    from ..cli import ProgressBar
+
+    action = {"train": _train, "styles": _styles, "acceptance": _acceptance}[args.action]
+    bar = ProgressBar(f"mini {args.action}")
+    try:
+        return action(args, bar)
+    finally:
+        bar.close()
+
+
+def _styles(args: argparse.Namespace, bar) -> int:
+    from ..cli import load_engine
+    from .shipped import render_demo_content, train_shipped_styles
+
+    engine = load_engine(args, args.model)
+    for folder in train_shipped_styles(engine, TrainSettings(steps=args.steps), Path(args.out), progress=bar):
+        print(folder)
+    if Path(args.out) == STYLES_DIR:
+        print(render_demo_content(engine.base.spectrogram.sample_rate))
+    return 0
+
+
+def _acceptance(args: argparse.Namespace, bar) -> int:
+    from ..cli import load_engine
+    from .acceptance import markdown, run_acceptance
+
+    engine = load_engine(args, args.model)
+    train = TrainSettings(steps=args.train_steps) if args.train_steps else None
+    results = run_acceptance(engine, Path(args.out), _acceptance_settings(args), train, progress=bar)
+    print(markdown(results["summary"]))
+    return 0
+
+
+def _acceptance_settings(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from .acceptance import AcceptanceSettings
+
+    settings = AcceptanceSettings(steps=args.sampling_steps, scale=args.scale)
+    if args.targets:
+        settings = replace(settings, targets=tuple(t.strip() for t in args.targets.split(",")))
+    if args.pairs:
+        settings = replace(settings, pairs_per_target=args.pairs)
+    if args.strength:
+        from ..evaluation import parse_grid
+
+        settings = replace(settings, strengths=tuple(parse_grid(args.strength, "strength")))
+    return settings
+
+
+def _train(args: argparse.Namespace, bar) -> int:
+    from .train import MiniTrainer, MiniTrainSettings
+
+    given = {"seed": args.seed, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
+             "seconds_per_instrument": args.seconds_per_instrument}
+    settings = MiniTrainSettings(**{k: v for k, v in given.items() if v is not None})
+    trainer = MiniTrainer(args.work, settings)
+    out = trainer.run(args.out, progress=bar)
+    print(json.dumps({"model": str(out), "seconds": trainer.log["seconds"]}))
+    return 0

@@ -1,0 +1,51 @@
+"""Makes what ships with the mini model besides its weights: its styles and the demo's content clip.
+
+The styles are learned exactly as a user would (``Engine.train``) from clips rendered from the style seed
+stream, and written into the package's read-only style folder.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from pathlib import Path
+
+from ..audio import read_audio, write_audio
+from ..engine import Engine
+from ..library import StyleLibrary
+from ..progress import ProgressCallback
+from ..training import TrainSettings
+from . import BUNDLED_STYLES, DEMO_CONTENT, STYLES_DIR
+from .acceptance import render_style_clips
+from .melodies import melody
+from .render import instrument, render_notes
+
+# Recommended settings per shipped style come from the preset of the same sound family.
+PRESETS = {"accordion": "accordion", "tubular-bells": "chime", "bird-tweet": "bird"}
+CLIPS_PER_STYLE = 4
+CLIP_SECONDS = 5.0
+
+
+def train_shipped_styles(
+    engine: Engine, settings: TrainSettings = TrainSettings(), folder: Path = STYLES_DIR, seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
+    """Learn every shipped style on ``engine``'s base model into ``folder``."""
+    engine.library = StyleLibrary(folder, shipped=None)
+    rate = engine.base.spectrogram.sample_rate
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in BUNDLED_STYLES:
+            clips = render_style_clips(name.replace("-", " "), Path(tmp) / name, CLIPS_PER_STYLE, CLIP_SECONDS,
+                                       rate, seed)
+            engine.train(name, [clips], settings, overwrite=True, progress=progress, preset=PRESETS[name])
+            written.append(engine.library.folder(name))
+    return written
+
+
+def render_demo_content(rate: int, path: Path = DEMO_CONTENT, seed: int = 0) -> Path:
+    """A piano melody from the held-out stream, stored as FLAC (small) for the demo."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = render_notes(melody(random.Random(f"demo-{seed}"), CLIP_SECONDS), instrument("piano"),
+                           Path(tmp) / "demo.wav", rate, CLIP_SECONDS)
+        return write_audio(path, read_audio(wav))

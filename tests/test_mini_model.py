@@ -1,0 +1,88 @@
+"""The shipped mini model: it loads offline, its styles are listed read-only, and `restyle demo` works on it."""
+
+import json
+import shutil
+
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from engine import Engine, StyleLibrary, load_base_model
+from engine.cli import main
+from engine.mini import BUNDLED_STYLES, DEMO_CONTENT
+from engine.mini.acceptance import AcceptanceSettings
+from engine.mini.architecture import MINI_SPECTROGRAM
+from engine.training import TrainSettings
+
+needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
+
+
+@pytest.fixture(scope="module")
+def mini_base():
+    return load_base_model("mini", device="cpu")
+
+
+def test_the_shipped_model_loads_offline_with_its_own_format(mini_base):
+    assert mini_base.model_id == "mini"
+    assert mini_base.spectrogram == MINI_SPECTROGRAM
+    assert not mini_base.produces_noise
+
+
+def test_shipped_styles_are_listed_and_match_the_shipped_model(mini_base, tmp_path):
+    library = StyleLibrary(tmp_path / "styles")
+    assert set(BUNDLED_STYLES) <= set(library.names())
+    for name in BUNDLED_STYLES:
+        assert library.is_shipped(name)
+        assert library.info(name).base_model == "mini"
+        assert library.info(name).base_fingerprint == mini_base.fingerprint
+
+
+def test_shipped_styles_cannot_be_removed_or_renamed(tmp_path, capsys):
+    lib = ["--styles-dir", str(tmp_path / "styles")]
+    assert main(["styles", "rm", "accordion", *lib]) == 1
+    assert "shipped with Restyle" in capsys.readouterr().err
+    assert main(["styles", "rename", "accordion", "squeezebox", *lib]) == 1
+    assert main(["styles", "list", *lib]) == 0
+    assert "accordion" in capsys.readouterr().out
+
+
+def test_a_users_style_hides_the_shipped_one_of_the_same_name(tiny_base, style_clips, tmp_path):
+    engine = Engine(tiny_base, StyleLibrary(tmp_path / "styles"))
+    engine.train("accordion", [style_clips], TrainSettings(steps=2))
+    assert not engine.library.is_shipped("accordion")
+    assert engine.library.locate("accordion") == tmp_path / "styles" / "accordion"
+    assert engine.style("accordion").info.base_model == "tiny"
+
+
+def test_demo_writes_content_stylized_audio_and_a_side_by_side_picture(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "10", "--styles-dir", str(tmp_path / "styles")]) == 0
+    printed = capsys.readouterr().out
+    content, stylized = sf.info(str(out / "content.wav")), sf.info(str(out / "content_accordion.wav"))
+    assert stylized.frames == content.frames == sf.info(str(DEMO_CONTENT)).frames
+    assert stylized.samplerate == content.samplerate
+    picture = Image.open(out / "spectrograms.png")
+    frames = MINI_SPECTROGRAM.frames_for(round(content.frames * MINI_SPECTROGRAM.sample_rate / content.samplerate))
+    assert picture.size == (2 * 2 * frames + 8, 2 * MINI_SPECTROGRAM.n_mels + 16)
+    assert "spectrograms.png" in printed
+
+
+@needs_fluidsynth
+def test_acceptance_script_runs_on_a_tiny_subset(tmp_path, capsys):
+    out = tmp_path / "acceptance"
+    code = main(["mini", "acceptance", "--model", "tiny", "--out", str(out), "--targets", "accordion", "--pairs", "2",
+                 "--strength", "0.3,0.7", "--sampling-steps", "4", "--train-steps", "2",
+                 "--styles-dir", str(tmp_path / "styles")])
+    assert code == 0
+    results = json.loads((out / "acceptance.json").read_text())
+    assert len(results["rows"]) == 4  # 2 pairs x 2 strengths
+    assert {r["strength"] for r in results["rows"]} == {0.3, 0.7}
+    assert all(r["content_instrument"] != "accordion" for r in results["rows"])
+    assert "| 0.3 | all | 2 |" in (out / "acceptance.md").read_text()
+    assert "reduction" in capsys.readouterr().out
+
+
+def test_acceptance_settings_default_to_the_published_protocol():
+    settings = AcceptanceSettings()
+    assert len(settings.targets) * settings.pairs_per_target >= 20
+    assert settings.strengths == (0.3, 0.5, 0.7)
