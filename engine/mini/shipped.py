@@ -6,14 +6,17 @@ stream, and written into the package's read-only style folder.
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 from pathlib import Path
 
+from ..atomic import write_json
 from ..audio import read_audio, write_audio
 from ..engine import Engine
 from ..library import StyleLibrary
 from ..progress import ProgressCallback
+from ..style import INFO_FILE
 from ..training import TrainSettings
 from . import BUNDLED_STYLES, DEMO_CONTENT, STYLES_DIR
 from .acceptance import render_style_clips
@@ -39,8 +42,18 @@ def train_shipped_styles(
             clips = render_style_clips(name.replace("-", " "), Path(tmp) / name, CLIPS_PER_STYLE, CLIP_SECONDS,
                                        rate, seed)
             engine.train(name, [clips], settings, overwrite=True, progress=progress, preset=PRESETS[name])
-            written.append(engine.library.folder(name))
+            written.append(forget_clip_paths(engine.library.folder(name)))
     return written
+
+
+def forget_clip_paths(style_folder: Path) -> Path:
+    """Drop the (temporary) paths of a shipped style's clips from its record; names and hashes stay."""
+    path = style_folder / INFO_FILE
+    info = json.loads(path.read_text())
+    for clip in info.get("training", {}).get("clips", []):
+        clip.pop("path", None)
+    write_json(path, info)
+    return style_folder
 
 
 def render_demo_content(rate: int, path: Path = DEMO_CONTENT, seed: int = 0) -> Path:
