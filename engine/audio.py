@@ -100,6 +100,11 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, samples.shape[0]).T)
 
 
+def mono_at(clip: Clip, rate: int) -> np.ndarray:
+    """The clip's channels averaged and resampled to ``rate``: one float32 signal."""
+    return resample(clip.mono()[None], clip.sample_rate, rate)[0]
+
+
 def fit_length(samples: np.ndarray, num_samples: int) -> np.ndarray:
     """Trim or zero-pad the last axis to exactly ``num_samples``."""
     have = samples.shape[-1]

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_json
-from .audio import read_audio, resample
+from .audio import mono_at, read_audio
 from .embedders import Embedder
 from .errors import AudioError, SettingsError
-from .progress import Progress, ProgressCallback
 from .metrics import bootstrap_interval, content_preservation, pareto_front, style_fit
+from .progress import Progress, ProgressCallback
 from .training import AUDIO_SUFFIXES
 
 
@@ -97,16 +97,11 @@ class EmbeddingCache:
         keys = [self.key(f) for f in files]
         missing = [(k, f) for k, f in zip(keys, files) if k not in self.data]
         if missing:
-            clips = [_load_mono(f, self.embedder.sample_rate) for _, f in missing]
+            clips = [mono_at(read_audio(f), self.embedder.sample_rate) for _, f in missing]
             for (k, _), row in zip(missing, self.embedder.embed_audio(clips)):
                 self.data[k] = row.tolist()
             write_json(self.path, self.data)
         return [np.asarray(self.data[k]) for k in keys]
-
-
-def _load_mono(path: Path, rate: int) -> np.ndarray:
-    clip = read_audio(path)
-    return resample(clip.mono()[None], clip.sample_rate, rate)[0]
 
 
 def score_pairs(pairs: list[Pair], embedder: Embedder, style_clips: list[Path], prompt: str,

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .atomic import atomic_path
-from .audio import Clip, resample
+from .audio import Clip, mono_at
 from .spectrogram import SpectrogramConverter
 
 LABEL_HEIGHT = 16
@@ -19,8 +19,8 @@ GAP = 8
 
 def clip_image(clip: Clip, converter: SpectrogramConverter) -> np.ndarray:
     """A clip's whole mono spectrogram in the model's image format (uint8, loud is dark, low notes at the bottom)."""
-    audio = resample(clip.mono(), clip.sample_rate, converter.format.sample_rate)
-    image, _ = converter.audio_to_image(torch.from_numpy(np.ascontiguousarray(audio)).float())
+    audio = mono_at(clip, converter.format.sample_rate)
+    image, _ = converter.audio_to_image(torch.from_numpy(audio))
     return image.cpu().numpy()
 
 

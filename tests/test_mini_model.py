@@ -86,3 +86,12 @@ def test_acceptance_settings_default_to_the_published_protocol():
     settings = AcceptanceSettings()
     assert len(settings.targets) * settings.pairs_per_target >= 20
     assert settings.strengths == (0.3, 0.5, 0.7)
+
+
+def test_demo_takes_content_at_any_rate_and_channel_count(tmp_path, content_wav):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--content", str(content_wav), "--steps", "4",
+                 "--styles-dir", str(tmp_path / "styles")]) == 0
+    assert sf.info(str(out / "content_accordion.wav")).frames == sf.info(str(content_wav)).frames
+    frames = MINI_SPECTROGRAM.frames_for(MINI_SPECTROGRAM.sample_rate)  # the 1 s content, at 16 kHz
+    assert Image.open(out / "spectrograms.png").size == (2 * 2 * frames + 8, 2 * MINI_SPECTROGRAM.n_mels + 16)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..atomic import write_json
-from ..audio import read_audio, resample
+from ..audio import mono_at, read_audio
 from ..engine import Engine
 from ..progress import ProgressCallback
 from ..sampler import SamplerSettings
@@ -95,8 +95,7 @@ def render_pairs(target_name: str, folder: Path, settings: AcceptanceSettings, r
 
 # -- measures ---------------------------------------------------------------------------------------------------
 def _mono(path: Path, rate: int) -> np.ndarray:
-    clip = read_audio(path)
-    return resample(clip.mono(), clip.sample_rate, rate)
+    return mono_at(read_audio(path), rate)
 
 
 def log_mel_db(audio: np.ndarray, converter: SpectrogramConverter) -> torch.Tensor:

@@ -23,7 +23,7 @@ from diffusers.training_utils import EMAModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..atomic import atomic_path, write_json
-from ..audio import AudioLimits, read_audio, resample
+from ..audio import AudioLimits, mono_at, read_audio
 from ..base_model import SPECTROGRAM_FILE
 from ..errors import SettingsError
 from ..progress import CancelCheck, Progress, ProgressCallback
@@ -86,8 +86,7 @@ def spectrogram_chunks(data_dir: Path, chunk_frames: int) -> tuple[torch.Tensor,
     images, captions = [], []
     for path, caption in read_manifest(data_dir):
         clip = read_audio(path, limits=AudioLimits(max_seconds=float("inf")))
-        audio = torch.from_numpy(resample(clip.mono(), clip.sample_rate, MINI_SPECTROGRAM.sample_rate))
-        mel = converter.mel(audio.float())
+        mel = converter.mel(torch.from_numpy(mono_at(clip, MINI_SPECTROGRAM.sample_rate)))
         for start in range(0, mel.shape[-1] - chunk_frames + 1, chunk_frames):
             piece = mel[:, start : start + chunk_frames]
             if piece.amax() > 1e-3 * mel.amax():  # skip silent stretches
