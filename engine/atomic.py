@@ -32,6 +32,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary folder next to ``path``; on success it takes ``path``'s place (an existing folder is
+    moved aside first, then deleted), on error it is removed and ``path`` is untouched."""
+    path = Path(path)
+    tmp = _temporary_sibling(path)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        retired = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}") if path.exists() else None
+        if retired:
+            os.replace(path, retired)
+        os.replace(tmp, path)
+        if retired:
+            shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:

@@ -46,6 +46,12 @@ class SettingsError(RestyleError):
     code = "bad_settings"
 
 
+class RendererMissingError(RestyleError):
+    """FluidSynth or the General MIDI soundfont (the mini model's data renderer) is not installed."""
+
+    code = "renderer_missing"
+
+
 class CheckpointError(RestyleError):
     """A training checkpoint cannot be used to resume this run."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import platformdirs
 import torch
 
-from .atomic import write_json
+from .atomic import atomic_folder, write_json
 from .errors import SettingsError, StyleExistsError, StyleNotFoundError
 from .mini import STYLES_DIR as SHIPPED_STYLES_DIR
 from .style import INFO_FILE, Style, StyleInfo, read_info
@@ -99,19 +99,8 @@ class StyleLibrary:
         final = self.folder(style.name)
         if final.exists() and not overwrite:
             raise StyleExistsError(f"A style named '{style.name}' already exists; pick another name or overwrite it.")
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".{style.name}.partial-{uuid.uuid4().hex[:8]}"
-        try:
+        with atomic_folder(final) as staging:
             style.save(staging)
-            if final.exists():
-                retired = self.root / f".{style.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(final, retired)
-                os.replace(staging, final)
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
-                os.replace(staging, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return final
 
     def remove(self, name: str) -> None:

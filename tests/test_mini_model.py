@@ -95,3 +95,16 @@ def test_demo_takes_content_at_any_rate_and_channel_count(tmp_path, content_wav)
     assert sf.info(str(out / "content_accordion.wav")).frames == sf.info(str(content_wav)).frames
     frames = MINI_SPECTROGRAM.frames_for(MINI_SPECTROGRAM.sample_rate)  # the 1 s content, at 16 kHz
     assert Image.open(out / "spectrograms.png").size == (2 * 2 * frames + 8, 2 * MINI_SPECTROGRAM.n_mels + 16)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pairs", "0"], "at least one target, one pair"),
+    (["--targets", "kazoo"], "Unknown instrument 'kazoo'"),
+    (["--train-steps", "0"], "train for at least 1 step"),
+])
+def test_bad_acceptance_settings_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "acceptance"
+    assert main(["mini", "acceptance", "--model", "tiny", "--out", str(out), *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and err[-1].startswith("restyle: error:")
+    assert not out.exists()

@@ -100,3 +100,19 @@ def test_library_location_follows_restyle_home(tmp_path, monkeypatch):
     monkeypatch.setenv("RESTYLE_HOME", str(tmp_path))
     assert StyleLibrary().root == tmp_path / "styles"
     assert StyleLibrary(tmp_path / "elsewhere").root == tmp_path / "elsewhere"
+
+
+def test_atomic_folder_replaces_a_whole_folder_or_leaves_it_untouched(tmp_path):
+    from engine.atomic import atomic_folder
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "new.txt").write_text("half")
+        raise RuntimeError("interrupted")
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    with atomic_folder(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"], "no leftovers"

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import write_json
+from ..atomic import atomic_path, write_json
 from ..audio import mono_at, read_audio
 from ..engine import Engine
+from ..errors import SettingsError
 from ..progress import ProgressCallback
 from ..sampler import SamplerSettings
 from ..spectrogram import SpectrogramConverter
@@ -44,6 +45,15 @@ class AcceptanceSettings:
     strengths: tuple[float, ...] = (0.3, 0.5, 0.7)
     steps: int = 50
     scale: float | None = None  # None: each style's recommended scale
+
+    def validate(self) -> "AcceptanceSettings":
+        if not self.targets or self.pairs_per_target < 1 or not self.strengths:
+            raise SettingsError("The acceptance run needs at least one target, one pair and one strength.")
+        if self.seconds <= 0 or self.style_clips < 1:
+            raise SettingsError("Clips must be longer than 0 s, and a style needs at least one clip.")
+        for name in (*self.targets, *self.contents):
+            instrument(name)  # an unknown name fails here, before anything is rendered
+        return self
 
 
 
@@ -126,6 +136,7 @@ def run_acceptance(
     train: TrainSettings | None = None, progress: ProgressCallback | None = None,
 ) -> dict:
     """Measure every pair at every strength; learn missing styles first (or all of them, given ``train``)."""
+    settings.validate()
     rate = engine.base.spectrogram.sample_rate
     converter = engine.converter
     rows = []
@@ -160,7 +171,8 @@ def run_acceptance(
     results = {"settings": asdict(settings), "model": engine.base.model_id, "rows": rows,
                "summary": summarize(rows)}
     write_json(out / "acceptance.json", results)
-    (out / "acceptance.md").write_text(markdown(results["summary"]))
+    with atomic_path(out / "acceptance.md") as tmp:
+        tmp.write_text(markdown(results["summary"]))
     return results
 
 

@@ -76,9 +76,10 @@ def _acceptance(args: argparse.Namespace, bar) -> int:
     from ..cli import load_engine
     from .acceptance import markdown, run_acceptance
 
+    settings = _acceptance_settings(args).validate()  # before the model loads: bad input fails at once
+    train = TrainSettings(steps=args.train_steps).validate() if args.train_steps is not None else None
     engine = load_engine(args, args.model)
-    train = TrainSettings(steps=args.train_steps) if args.train_steps else None
-    results = run_acceptance(engine, Path(args.out), _acceptance_settings(args), train, progress=bar)
+    results = run_acceptance(engine, Path(args.out), settings, train, progress=bar)
     print(markdown(results["summary"]))
     return 0
 
@@ -89,11 +90,11 @@ def _acceptance_settings(args: argparse.Namespace):
     from .acceptance import AcceptanceSettings
 
     settings = AcceptanceSettings(steps=args.sampling_steps, scale=args.scale)
-    if args.targets:
-        settings = replace(settings, targets=tuple(t.strip() for t in args.targets.split(",")))
-    if args.pairs:
+    if args.targets is not None:
+        settings = replace(settings, targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()))
+    if args.pairs is not None:
         settings = replace(settings, pairs_per_target=args.pairs)
-    if args.strength:
+    if args.strength is not None:
         from ..evaluation import parse_grid
 
         settings = replace(settings, strengths=tuple(parse_grid(args.strength, "strength")))

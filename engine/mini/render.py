@@ -19,14 +19,10 @@ import numpy as np
 import soundfile as sf
 
 from ..atomic import atomic_path, write_json
-from ..errors import RestyleError
+from ..errors import RendererMissingError, RestyleError
 from .melodies import Note, phrase, to_midi
 
 SOUNDFONT_PATHS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
-
-
-class RendererMissingError(RestyleError):
-    code = "renderer_missing"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditi
 from diffusers.training_utils import EMAModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from ..atomic import atomic_path, write_json
+from ..atomic import atomic_folder, atomic_path, write_json
 from ..audio import AudioLimits, mono_at, read_audio
 from ..base_model import SPECTROGRAM_FILE
 from ..errors import SettingsError
@@ -92,6 +91,9 @@ def spectrogram_chunks(data_dir: Path, chunk_frames: int) -> tuple[torch.Tensor,
             if piece.amax() > 1e-3 * mel.amax():  # skip silent stretches
                 images.append(converter.mel_to_image(piece)[0])
                 captions.append(caption)
+    if not images:
+        raise SettingsError(f"The rendered audio is shorter than one {chunk_frames}-frame chunk: raise "
+                            "--seconds-per-instrument.")
     return torch.stack(images), captions
 
 
@@ -270,8 +272,7 @@ class MiniTrainer:
 
     def save(self, nets: Networks, out: Path) -> Path:
         """Write the model (fp16 weights: half the size, loaded back as fp32) in diffusers layout, atomically."""
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
+        with atomic_folder(out) as tmp:
             for name in ("unet", "vae", "text_encoder"):
                 module = getattr(nets, name)
                 module.to(torch.float16).save_pretrained(tmp / name)
@@ -283,8 +284,6 @@ class MiniTrainer:
             summary = {k: v for k, v in self.log.items() if k != "loss"}
             summary["final_loss"] = {p: float(np.mean(v[-100:])) for p, v in self.log.get("loss", {}).items()}
             write_json(tmp / "training.json", summary)
-            if out.exists():
-                shutil.rmtree(out)
         return out
 
 
