@@ -129,17 +129,25 @@ class MiniTrainer:
         render_training_set(self.data_dir, MINI_SPECTROGRAM.sample_rate, s.seed, s.seconds_per_instrument, chosen)
         self._add_seconds("render", began)
         nets = new_networks(s.seed)
-        began = time.perf_counter()
-        images, captions = spectrogram_chunks(self.data_dir, s.chunk_frames)
-        self._add_seconds("spectrograms", began)
-        self.log["chunks"] = len(images)
-        if state is None or state["phase"] == "vae":
+        vae_phase = state is None or state["phase"] == "vae"
+        if vae_phase or not (self.work / LATENTS).is_file():  # a resumed UNet phase needs no images
+            images, captions = self._spectrograms()
+        if vae_phase:
             state = self._train_vae(nets, images, state, progress, cancel)
         nets.vae.load_state_dict(state["vae"])
         nets.vae.register_to_config(scaling_factor=state["scaling_factor"])
-        latents = self._latents(nets.vae, images)
-        self._train_unet(nets, latents, captions, state, progress, cancel)
+        if not (self.work / LATENTS).is_file():
+            self._encode(nets.vae, images, captions)
+        cached = torch.load(self.work / LATENTS)
+        self._train_unet(nets, cached["latents"], cached["captions"], state, progress, cancel)
         return self.save(nets, Path(out))
+
+    def _spectrograms(self) -> tuple[torch.Tensor, list[str]]:
+        began = time.perf_counter()
+        images, captions = spectrogram_chunks(self.data_dir, self.settings.chunk_frames)
+        self._add_seconds("spectrograms", began)
+        self.log["chunks"] = len(images)
+        return images, captions
 
     # -- phase 1: the VAE ---------------------------------------------------------------------------------------
     def _train_vae(self, nets: Networks, images: torch.Tensor, state: dict | None, progress, cancel) -> dict:
@@ -186,21 +194,16 @@ class MiniTrainer:
         return float(1.0 / latents.std())
 
     @torch.no_grad()
-    def _latents(self, vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
-        """Scaled latent means of every chunk, computed once and cached in the work folder."""
-        path = self.work / LATENTS
-        if path.is_file():
-            return torch.load(path)
+    def _encode(self, vae: AutoencoderKL, images: torch.Tensor, captions: list[str]) -> None:
+        """Cache the scaled latent means of every chunk, with their captions, in the work folder (once)."""
         began = time.perf_counter()
         vae.eval()
         scale = vae.config.scaling_factor
         with torch.autocast("cpu", dtype=torch.bfloat16):
             means = [vae.encode(image_to_model_input(c)).latent_dist.mean.float() for c in images.split(16)]
-        latents = torch.cat(means) * scale
-        with atomic_path(path) as tmp:
-            torch.save(latents, tmp)
+        with atomic_path(self.work / LATENTS) as tmp:
+            torch.save({"latents": torch.cat(means) * scale, "captions": captions}, tmp)
         self._add_seconds("encode", began)
-        return latents
 
     # -- phase 2: the UNet and the text encoder -----------------------------------------------------------------
     def _train_unet(self, nets: Networks, latents: torch.Tensor, captions: list[str], state: dict, progress, cancel):
