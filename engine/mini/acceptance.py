@@ -115,19 +115,48 @@ def log_mel_db(audio: np.ndarray, converter: SpectrogramConverter) -> torch.Tens
     return db.clamp_min(DB_FLOOR)
 
 
+def chroma(audio: np.ndarray, rate: int) -> np.ndarray:
+    """A clip's chromagram (12 pitch classes x frames)."""
+    import librosa
+
+    return librosa.feature.chroma_stft(y=audio.astype(np.float32), sr=rate, n_fft=2048, hop_length=512)
+
+
+def db_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean absolute difference of two log-mel spectrograms in dB, over their common frames."""
+    n = min(a.shape[-1], b.shape[-1])
+    return float((a[..., :n] - b[..., :n]).abs().mean())
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two chromagrams over their common frames."""
+    n = min(a.shape[-1], b.shape[-1])
+    return float(np.corrcoef(a[..., :n].ravel(), b[..., :n].ravel())[0, 1])
+
+
 def log_mel_distance(a: np.ndarray, b: np.ndarray, converter: SpectrogramConverter) -> float:
-    """Mean absolute difference of two clips' log-mel spectrograms in dB (over their common length)."""
+    """How far apart two clips sound: ``db_distance`` of their log-mel spectrograms."""
     n = min(len(a), len(b))
-    return float((log_mel_db(a[:n], converter) - log_mel_db(b[:n], converter)).abs().mean())
+    return db_distance(log_mel_db(a[:n], converter), log_mel_db(b[:n], converter))
 
 
 def chroma_correlation(a: np.ndarray, b: np.ndarray, rate: int) -> float:
-    """Pearson correlation of two clips' chromagrams: how much the same notes sound at the same times."""
-    import librosa
-
+    """How much the same notes sound at the same times in two clips: correlation of their chromagrams."""
     n = min(len(a), len(b))
-    ca, cb = (librosa.feature.chroma_stft(y=x[:n].astype(np.float32), sr=rate, n_fft=2048, hop_length=512) for x in (a, b))
-    return float(np.corrcoef(ca.ravel(), cb.ravel())[0, 1])
+    return correlation(chroma(a[:n], rate), chroma(b[:n], rate))
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the measures compare, computed once per clip."""
+
+    db: torch.Tensor
+    chroma: np.ndarray
+
+
+def features(path: Path, converter: SpectrogramConverter) -> Features:
+    audio = _mono(path, converter.format.sample_rate)
+    return Features(log_mel_db(audio, converter), chroma(audio, converter.format.sample_rate))
 
 
 # -- the run ----------------------------------------------------------------------------------------------------
@@ -148,25 +177,26 @@ def run_acceptance(
             engine.train(name, [clips], train or TrainSettings(), overwrite=True, progress=progress)
         scale = settings.scale if settings.scale is not None else engine.recommended_settings(engine.style_mix(name)).scale
         for pair in render_pairs(target, out / "pairs", settings, rate):
-            content, goal, unrelated = (_mono(p, rate) for p in (pair.content, pair.target, pair.unrelated))
-            before = log_mel_distance(content, goal, converter)
+            content, goal, unrelated = (features(p, converter) for p in (pair.content, pair.target, pair.unrelated))
+            before = db_distance(content.db, goal.db)
+            target_vs_content = correlation(goal.chroma, content.chroma)
             # One denoising step (t = 21 of 1000 at 50 steps): the content through the VAE and Griffin-Lim with no
             # style to speak of, so the codec's own artefacts can be told apart from what the style did.
             sampler = SamplerSettings(strength=1 / settings.steps, scale=scale, steps=settings.steps, seed=settings.seed)
-            round_trip = log_mel_distance(_stylize(engine, pair.content, name, sampler, out, progress), goal, converter)
+            round_trip = db_distance(_stylize(engine, pair.content, name, sampler, out, progress).db, goal.db)
             for strength in settings.strengths:
                 sampler = replace(sampler, strength=strength)
                 stylized = _stylize(engine, pair.content, name, sampler, out, progress)
-                after = log_mel_distance(stylized, goal, converter)
+                after = db_distance(stylized.db, goal.db)
                 rows.append({
                     "target": target, "content_instrument": pair.content_instrument, "pair": pair.content.stem,
                     "strength": strength, "scale": scale,
                     "distance_content_to_target": before, "distance_stylized_to_target": after,
                     "reduction_db": before - after, "reduction_fraction": (before - after) / before,
                     "distance_round_trip_to_target": round_trip, "reduction_vs_round_trip_db": round_trip - after,
-                    "chroma_vs_content": chroma_correlation(stylized, content, rate),
-                    "chroma_vs_unrelated": chroma_correlation(stylized, unrelated, rate),
-                    "chroma_target_vs_content": chroma_correlation(goal, content, rate),
+                    "chroma_vs_content": correlation(stylized.chroma, content.chroma),
+                    "chroma_vs_unrelated": correlation(stylized.chroma, unrelated.chroma),
+                    "chroma_target_vs_content": target_vs_content,
                 })
     results = {"settings": asdict(settings), "model": engine.base.model_id, "rows": rows,
                "summary": summarize(rows)}
@@ -177,12 +207,12 @@ def run_acceptance(
 
 
 def _stylize(engine: Engine, content: Path, style: str, sampler: SamplerSettings, out: Path,
-             progress: ProgressCallback | None) -> np.ndarray:
-    """Stylize into ``out/stylized`` (named by content, style, scale and strength); return the mono samples."""
+             progress: ProgressCallback | None) -> Features:
+    """Stylize into ``out/stylized`` (named by content, style, scale and strength); return the result's features."""
     path = out / "stylized" / f"{content.stem}_{style}_scale{sampler.scale:g}_s{sampler.strength:g}.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     engine.stylize(content, style, sampler, path, progress=progress)
-    return _mono(path, engine.base.spectrogram.sample_rate)
+    return features(path, engine.converter)
 
 
 def _stats(values: list[float]) -> dict:
