@@ -63,25 +63,35 @@ class StyleLibrary:
     def names(self) -> list[str]:
         return sorted(self._names_in(self.root) | self._names_in(self.shipped))
 
+    def _find(self, name: str) -> Path | None:
+        """The folder of style ``name``: the user's own first, then the shipped one; None when neither exists."""
+        if NAME_PATTERN.match(name) is None:
+            return None
+        for folder in (self.root, self.shipped):
+            if folder is not None and (folder / name / INFO_FILE).is_file():
+                return folder / name
+        return None
+
     def __contains__(self, name: str) -> bool:
-        return NAME_PATTERN.match(name) is not None and any(
-            (folder / name / INFO_FILE).is_file() for folder in (self.root, self.shipped) if folder is not None)
+        return self._find(name) is not None
 
     def is_shipped(self, name: str) -> bool:
         """True when ``name`` resolves to a style shipped with Restyle (no user style hides it)."""
-        return name in self and not (self.root / name / INFO_FILE).is_file()
+        found = self._find(name)
+        return found is not None and found.parent == self.shipped
 
     def locate(self, name: str) -> Path:
         """The folder holding style ``name``: the user's own, else the shipped one."""
-        if name not in self:
+        found = self._find(name)
+        if found is None:
             known = ", ".join(self.names()) or "none yet; train one with `restyle train`"
             raise StyleNotFoundError(f"No style named '{name}' in {self.root}. Known styles: {known}.")
-        return self.shipped / name if self.is_shipped(name) else self.root / name
+        return found
 
     def writable_folder(self, name: str) -> Path:
         """The user's own folder of ``name``, for changes; shipped styles are read-only."""
         folder = self.locate(name)
-        if self.is_shipped(name):
+        if folder.parent == self.shipped:
             raise SettingsError(
                 f"'{name}' is shipped with Restyle and cannot be changed; train your own style under another name "
                 "(or the same name, which then hides the shipped one)."
