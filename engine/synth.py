@@ -1,4 +1,4 @@
-"""Small synthesized signals (chords, sweeps, noise bursts, bells) for the demo and the tests: no files needed."""
+"""Small synthesized signals (chords, sweeps, noise bursts, bells, melodies) for tests and benchmarks: no files needed."""
 
 from __future__ import annotations
 
