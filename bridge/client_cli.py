@@ -163,9 +163,9 @@ def _send(args: argparse.Namespace, report: JobReport) -> dict:
         options += ["output", _absolute(args.output)]
     if args.stereo:
         options += ["stereo", 1]
-    event = _submit_and_follow(args, report, "stylize", _absolute(args.input), *options)
-    if not isinstance(event, Event):
-        return event
+    job_id, event = _submit_and_follow(args, report, "stylize", _absolute(args.input), *options)
+    if event is None:
+        return {"job": job_id, "position": report.state["position"]}
     _, output, rate, channels, seconds = event.args
     report.update(f"{event.args[0]} done: {output}", state="done", fraction=1.0, output=output)
     return {"job": event.args[0], "output": output, "sample_rate": rate, "channels": channels, "seconds": seconds}
@@ -183,20 +183,21 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
 
 def _learn(args: argparse.Namespace, report: JobReport) -> dict:
-    event = _submit_and_follow(args, report, "learn", args.name, *(_absolute(c) for c in args.clips))
-    if not isinstance(event, Event):
-        return event
+    job_id, event = _submit_and_follow(args, report, "learn", args.name, *(_absolute(c) for c in args.clips))
+    if event is None:
+        return {"job": job_id, "position": report.state["position"]}
     report.update(f"{event.args[0]} learned style {event.args[1]}", state="done", fraction=1.0)
     return {"job": event.args[0], "style": event.args[1]}
 
 
-def _submit_and_follow(args: argparse.Namespace, report: JobReport, request: str, *request_args: object):
-    """The job's final push (done or learned), or {job, position} with --no-wait; failures raise ServerError."""
+def _submit_and_follow(args: argparse.Namespace, report: JobReport, request: str,
+                       *request_args: object) -> tuple[str, Event | None]:
+    """The job's id and final push (done or learned; None with --no-wait); failures raise ServerError."""
     with RestyleClient(args.host, args.port) as client:
         job_id, position = client.request(request, *request_args)
         report.accepted(job_id, position)
         if not args.wait:
-            return {"job": job_id, "position": position}
+            return job_id, None
         event = client.wait_for_job(job_id, report, stall=args.stall, timeout=args.timeout)
     if event.name == "cancelled":
         report.update(f"{job_id} cancelled", state="cancelled")
@@ -204,7 +205,7 @@ def _submit_and_follow(args: argparse.Namespace, report: JobReport, request: str
     if event.name == "failed":
         report.update(f"{job_id} failed: {event.args[2]}", state="failed")
         raise ServerError(f"{job_id} {event.args[2]} ({event.args[1]})", str(event.args[1]))
-    return event
+    return job_id, event
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

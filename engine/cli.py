@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base_model import DEFAULT_MODEL, TINY
 from .console import EXIT_ERROR, EXIT_INTERRUPTED, ProgressBar, new_parser, note, run  # noqa: F401 (re-exported)
-from .errors import BaseModelMismatchError, RestyleError
+from .errors import BaseModelMismatchError
 from .library import StyleLibrary
 from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE, MINI
 from .mini.commands import add_mini_command, cmd_mini
