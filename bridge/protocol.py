@@ -27,8 +27,8 @@ from engine.library import check_name
 from .jobs import CANCELLED, DONE, FAILED, RUNNING, Job, JobQueue
 from .knobs import Knobs
 from .paths import PathPolicy
+from .wire import ROOT
 
-ROOT = "/restyle"
 VERSION = "1"
 RETRY_WINDOW = 120.0  # seconds in which a repeated request id is a retry; later it is a new request
 STYLIZE_OPTIONS = {"start", "end", "style", "strength", "scale", "steps", "seed", "output", "stereo", "brs"}
