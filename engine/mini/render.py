@@ -1,13 +1,11 @@
 """Renders MIDI to audio with FluidSynth and the General MIDI soundfont: the mini model's training data.
 
 Debian: ``apt install fluidsynth fluid-soundfont-gm`` (the soundfont is MIT-licensed). Every clip is rendered
-dry (no reverb or chorus) at the model's sample rate, and the whole set is reproducible from one seed.
+dry (FluidSynth's reverb and chorus off) at the model's sample rate; ``corpus.py`` adds effects of its own.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import shutil
 import subprocess
 import tempfile
@@ -18,9 +16,9 @@ import mido
 import numpy as np
 import soundfile as sf
 
-from ..atomic import atomic_path, write_json
+from ..atomic import atomic_path
 from ..errors import RendererMissingError, RestyleError
-from .melodies import Note, phrase, to_midi
+from .melodies import Note, to_midi
 
 SOUNDFONT_PATHS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
 
@@ -79,15 +77,6 @@ INSTRUMENTS = (
 # Programs that appear in no v2 training caption and no v2 training audio: kept for acceptance group (b).
 HELD_OUT = ("clavinet", "dulcimer", "viola", "orchestra hit", "bassoon", "whistle", "ocarina", "shamisen", "koto",
             "bagpipe")
-# The v1 model's 44 instruments (its training set and its tokenizer's words).
-V1_INSTRUMENTS = (
-    "piano", "electric piano", "harpsichord", "celesta", "glockenspiel", "music box", "vibraphone", "marimba",
-    "xylophone", "tubular bells", "church organ", "reed organ", "accordion", "harmonica", "nylon guitar",
-    "steel guitar", "distortion guitar", "acoustic bass", "synth bass", "violin", "cello", "pizzicato strings",
-    "harp", "timpani", "string ensemble", "choir", "trumpet", "trombone", "french horn", "brass section",
-    "saxophone", "oboe", "clarinet", "flute", "pan flute", "square lead", "saw lead", "warm pad", "sitar", "banjo",
-    "kalimba", "steel drums", "bird tweet", "drums",
-)
 BY_NAME = {i.name: i for i in INSTRUMENTS}
 
 
@@ -140,41 +129,3 @@ def render_midi(
 def render_notes(notes: list[Note], inst: Instrument, out: str | Path, sample_rate: int, seconds: float) -> Path:
     """One phrase played by one instrument, as a WAV exactly ``seconds`` long."""
     return render_midi(to_midi([notes], inst.program, inst.drums, gap=0.0), out, sample_rate, seconds)
-
-
-def render_training_set(
-    folder: str | Path, sample_rate: int, seed: int = 0, seconds_per_instrument: float = 150.0,
-    instruments: tuple[Instrument, ...] = INSTRUMENTS,
-) -> Path:
-    """Render random phrases for every instrument into ``folder`` (one long WAV each) plus ``manifest.json``.
-
-    Existing files with the same settings are kept, so an interrupted render resumes where it stopped.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = {"seed": seed, "sample_rate": sample_rate, "seconds_per_instrument": seconds_per_instrument}
-    manifest = folder / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text())["settings"] != settings:
-        for old in folder.glob("*.wav"):  # rendered with other settings: start again
-            old.unlink()
-    entries = []
-    for inst in instruments:
-        rng = random.Random(f"train-{seed}-{inst.name}")
-        phrases, total = [], 0.0
-        while total < seconds_per_instrument:
-            length = rng.uniform(2.0, 6.0)
-            phrases.append(phrase(rng, length, inst.low, inst.high, inst.drums))
-            total += length + 0.5
-        path = folder / f"{inst.name.replace(' ', '_')}.wav"
-        if not path.is_file():
-            render_midi(to_midi(phrases, inst.program, inst.drums), path, sample_rate)
-        entries.append({"file": path.name, "caption": inst.name})
-    write_json(manifest, {"settings": settings, "clips": entries})
-    return folder
-
-
-def read_manifest(folder: str | Path) -> list[tuple[Path, str]]:
-    """(wav path, caption) pairs of a rendered set."""
-    folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return [(folder / e["file"], e["caption"]) for e in manifest["clips"]]
