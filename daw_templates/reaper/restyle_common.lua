@@ -8,6 +8,7 @@ M.DEFAULTS = { host = "127.0.0.1", port = "9100", command = "restyle", timeout =
 M.RANGES = { strength = { 0.01, 1.0 }, scale = { 0.0, 15.0 } }
 M.FALLBACK_KNOBS = { strength = 0.7, scale = 5.0 }  -- only when the server cannot be asked
 M.START_GRACE = 15    -- seconds for `restyle` to leave its progress file, else it did not start
+M.ABANDON_WAIT = 60   -- seconds a cancelled job's `restyle` gets to finish before its files are deleted anyway
 M.POLL_INTERVAL = 0.25
 M.RENDER_ACTION = 42230  -- File: Render project, using the most recent render settings
 
@@ -96,6 +97,15 @@ function M.set_setting(r, key, value)
   r.SetExtState(M.SECTION, key, tostring(value), true)
 end
 
+-- A setting that must be a positive number (timeout, port); anything else falls back to the default, said once.
+function M.number_setting(r, key)
+  local text = M.get_setting(r, key)
+  local value = tonumber(text)
+  if value and value > 0 then return value end
+  M.log(r, string.format("the %s setting '%s' is not a positive number; using %s.", key, text, M.DEFAULTS[key]))
+  return tonumber(M.DEFAULTS[key])
+end
+
 function M.is_windows(r)
   return r.GetOS():match("^Win") ~= nil
 end
@@ -110,7 +120,7 @@ end
 
 -- The arguments every client command gets to reach the server.
 function M.server_args(r)
-  return { "--host", M.get_setting(r, "host"), "--port", M.get_setting(r, "port") }
+  return { "--host", M.get_setting(r, "host"), "--port", M.number(M.number_setting(r, "port")) }
 end
 
 -- == files =================================================================================================
@@ -263,9 +273,10 @@ end
 M.NULL = setmetatable({}, { __tostring = function() return "null" end })
 
 -- == background commands ===================================================================================
--- Start `restyle ARGS... --result-file F [--progress-file P]` without waiting. Returns the job (its files and
--- clock), or nil and one readable line.
-function M.start(r, args, tag, with_progress)
+-- Start `restyle ARGS... --result-file F [--progress-file P]` without waiting. `timeout`: seconds the job may
+-- run once the server runs it (nil: no limit here; the client gives up on a silent server). Returns the job
+-- (its files and clock), or nil and one readable line.
+function M.start(r, args, tag, with_progress, timeout)
   local files = M.job_files(r, tag)
   local argv = { M.get_setting(r, "command") }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
@@ -277,12 +288,16 @@ function M.start(r, args, tag, with_progress)
   end
   local line, why = M.command_line(argv, M.is_windows(r))
   if not line then return nil, why end
-  if r.ExecProcess(line, -1) == nil then
+  if M.exec(r, line) == nil then
     return nil, M.not_started_message(r)
   end
-  local now = r.time_precise()
-  files.started, files.deadline = now, now + tonumber(M.get_setting(r, "timeout")) + M.START_GRACE
+  files.started, files.timeout = r.time_precise(), timeout
   return files
+end
+
+-- Run a command line without waiting (minimized on Windows: no console window); nil when it could not start.
+function M.exec(r, line)
+  return r.ExecProcess(line, M.is_windows(r) and -2 or -1)
 end
 
 function M.not_started_message(r)
@@ -291,8 +306,15 @@ function M.not_started_message(r)
     'reaper.SetExtState("Restyle", "command", "/full/path/to/restyle", true)'
 end
 
+function M.silent_message(r)
+  return string.format("`%s` started but wrote no progress or result file within %d s: run `%s status` in a " ..
+    "terminal to see why (the command setting must name Restyle's own `restyle`).", M.get_setting(r, "command"),
+    M.START_GRACE, M.get_setting(r, "command"))
+end
+
 -- Where a background command stands: "running" (with its progress), "done" (with its result) or "failed"
--- (with one line). Finished jobs' files are deleted; a job that runs out of time is cancelled on the server.
+-- (with one line). Finished jobs' files are deleted; a job that runs past its timeout (counted from when the
+-- server runs it, not while it waits in the queue) is cancelled on the server.
 function M.check(r, job)
   local text = M.read_file(job.result)
   if text then
@@ -305,24 +327,42 @@ function M.check(r, job)
   end
   local now, progress = r.time_precise(), M.parse_json(M.read_file(job.progress) or "")
   if type(progress) == "table" then job.heard = progress end
-  if not job.heard and now - job.started > M.START_GRACE then return "failed", M.not_started_message(r) end
-  if now > job.deadline then
-    os.remove(job.progress)
-    if job.heard.job then M.cancel_jobs(r, { job.heard.job }) end
-    return "failed", string.format("no result after %d s; cancelled (raise the timeout with " ..
-      'reaper.SetExtState("Restyle", "timeout", "SECONDS", true))', math.floor(now - job.started))
+  if not job.heard and now - job.started > M.START_GRACE then return "failed", M.silent_message(r) end
+  if job.heard and job.heard.state == "running" then job.running_since = job.running_since or now end
+  if job.timeout and job.running_since and now - job.running_since > job.timeout + M.START_GRACE then
+    M.abandon(r, job)
+    return "failed", string.format("no result %d s after it started; cancelled (raise the timeout with " ..
+      'reaper.SetExtState("Restyle", "timeout", "SECONDS", true))', math.floor(now - job.running_since))
   end
   return "running", job.heard or {}
 end
 
--- Ask the server to cancel jobs (fire and forget).
-function M.cancel_jobs(r, job_ids)
-  if #job_ids == 0 then return end
-  local argv = { M.get_setting(r, "command"), "cancel" }
-  for _, id in ipairs(job_ids) do argv[#argv + 1] = id end
+-- Ask the server to cancel a job (fire and forget).
+function M.cancel_job(r, job_id)
+  local argv = { M.get_setting(r, "command"), "cancel", job_id }
   for _, a in ipairs(M.server_args(r)) do argv[#argv + 1] = a end
   local line = M.command_line(argv, M.is_windows(r))
-  if line then r.ExecProcess(line, -1) end
+  if line then M.exec(r, line) end
+end
+
+-- Stop a job REAPER no longer waits for. The server is told as soon as the job has an id (a job cancelled
+-- before the server accepted it has none yet); the job's files are deleted once `restyle` has written its last.
+function M.abandon(r, job)
+  local told, give_up = false, r.time_precise() + M.ABANDON_WAIT
+  local function poll()
+    local progress = M.parse_json(M.read_file(job.progress) or "")
+    if not told and type(progress) == "table" and progress.job then
+      M.cancel_job(r, progress.job)
+      told = true
+    end
+    if M.exists(job.result) or r.time_precise() > give_up then
+      os.remove(job.result)
+      os.remove(job.progress)
+    else
+      r.defer(poll)
+    end
+  end
+  poll()
 end
 
 -- The "cancel" action leaves a time stamp; jobs started before it stop.
@@ -345,12 +385,11 @@ function M.follow(r, jobs, label, finish)
     if now - last_poll >= M.POLL_INTERVAL then
       last_poll = now
       local cancelling = M.cancel_requested(r, since)
-      local to_cancel = {}
       for i, job in ipairs(jobs) do
         if not results[i] then
           local state, value = M.check(r, job)
           if state == "running" and cancelling then
-            if value.job then to_cancel[#to_cancel + 1] = value.job end
+            M.abandon(r, job)
             state, value = "failed", "cancelled"
           end
           if state == "running" then
@@ -365,7 +404,6 @@ function M.follow(r, jobs, label, finish)
           end
         end
       end
-      M.cancel_jobs(r, to_cancel)
     end
     if open > 0 then r.defer(poll) else finish(results) end
   end
@@ -399,6 +437,7 @@ function M.take_facts(r, item, take)
   local source_length = r.GetMediaSourceLength(source)
   return {
     file = r.GetMediaSourceFileName(parent or source),
+    file_length = r.GetMediaSourceLength(parent or source),
     section_offset = (is_section and parent) and section_offset or 0,
     reversed = is_section and reversed or false,
     source_length = source_length,
@@ -415,8 +454,8 @@ function M.take_facts(r, item, take)
   }
 end
 
--- How to send an item: { file, start, finish } straight from its source, or { render = reason }; nil and a
--- reason for items that cannot be sent. The server writes results next to its input, so a source outside the
+-- How to send an item: { file, start, finish, whole } straight from its source (whole: it plays all of the
+-- file), or { render = reason }; nil and a reason for items that cannot be sent. The server writes results next to its input, so a source outside the
 -- project's media folder is rendered into it too.
 function M.plan(r, item, media, windows)
   local take = r.GetActiveTake(item)
@@ -425,8 +464,10 @@ function M.plan(r, item, media, windows)
   local reason = M.render_reason(t)
   if not reason and not M.inside(t.file, media, windows) then reason = "source outside the project's media folder" end
   if reason then return { render = reason, take = take } end
-  local start = t.section_offset + t.start_offset
-  return { file = t.file, start = start, finish = start + t.length, take = take }
+  local start, eps = t.section_offset + t.start_offset, 1e-6
+  local finish = start + t.length
+  return { file = t.file, start = start, finish = finish, whole = start < eps and finish > t.file_length - eps,
+    take = take }
 end
 
 -- == rendering =============================================================================================
@@ -501,12 +542,29 @@ function M.render_item(r, item, take, folder)
 end
 
 -- == results ===============================================================================================
--- The new take's name: the style and the knobs that were sent.
-function M.take_name(settings)
-  local parts = { "Restyle", settings.style ~= "" and settings.style or "server style" }
-  if settings.strength then parts[#parts + 1] = "strength " .. M.number(settings.strength) end
-  if settings.scale then parts[#parts + 1] = "scale " .. M.number(settings.scale) end
+-- A take's name from the style and knobs: "Restyle STYLE strength X scale Y", leaving out what is unknown.
+function M.take_name(knobs)
+  local parts = { "Restyle" }
+  if knobs.style and knobs.style ~= "" then parts[#parts + 1] = knobs.style end
+  if knobs.strength then parts[#parts + 1] = "strength " .. M.number(knobs.strength) end
+  if knobs.scale then parts[#parts + 1] = "scale " .. M.number(knobs.scale) end
   return table.concat(parts, " ")
+end
+
+-- The knobs a finished job used, as `restyle send` reports them; what was sent where it does not.
+function M.knobs_used(reply, sent)
+  return { style = type(reply.style) == "string" and reply.style or sent.style,
+    strength = tonumber(reply.strength) or sent.strength, scale = tonumber(reply.scale) or sent.scale }
+end
+
+-- Rename a result to `stem` in its folder (its knobs are only known once the job ran); if that fails the
+-- server's name is kept. Returns the path the result has now.
+function M.rename_result(path, stem)
+  local folder, ext = path:match("^(.*)[/\\]") or ".", path:match("%.%w+$") or ".wav"
+  stem = M.safe_name(stem)
+  if M.join(folder, stem .. ext) == path then return path end
+  local target = M.unique_path(folder, stem, ext)
+  return os.rename(path, target) and target or path
 end
 
 -- Add `path` as a new, active take of `item`; the selection is not touched.
@@ -534,10 +592,11 @@ function M.settings(r)
 end
 
 -- Prepare one item: what to send and the temporary render to delete afterwards; nil and a reason.
-local function prepare(r, item, media, windows)
+-- `whole_file`: an item that plays only part of its file is rendered too (for commands that take no region).
+local function prepare(r, item, media, windows, whole_file)
   local plan, why = M.plan(r, item, media, windows)
   if not plan then return nil, why end
-  if plan.render then
+  if plan.render or (whole_file and not plan.whole) then
     local path, problem = M.render_item(r, item, plan.take, media)
     if not path then return nil, problem end
     return { file = path, temporary = path, folder = media, take = plan.take }
@@ -556,22 +615,23 @@ function M.stylize_selected(r)
   local items = selected_items(r)
   if #items == 0 then M.log(r, "select one or more audio items first."); return end
   local windows, media, settings = M.is_windows(r), M.media_folder(r), M.settings(r)
+  local timeout, port = M.number_setting(r, "timeout"), M.number_setting(r, "port")
   local jobs, targets, taken = {}, {}, {}
   for _, item in ipairs(items) do
     local input, why = prepare(r, item, media, windows)
-    local job
+    local job, take_stem
     if input then
-      local stem = M.safe_name(stem_of(r.GetTakeName(input.take) or "item") .. " " .. M.take_name(settings))
+      take_stem = stem_of(r.GetTakeName(input.take) or "item")
+      local stem = M.safe_name(take_stem .. " " .. M.take_name(settings))
       local args = M.send_args({ input = input.file, start = input.start, finish = input.finish,
         output = M.unique_path(input.folder, stem, ".wav", taken), style = settings.style, strength = settings.strength,
-        scale = settings.scale, host = M.get_setting(r, "host"), port = M.get_setting(r, "port"),
-        timeout = tonumber(M.get_setting(r, "timeout")) })
-      job, why = M.start(r, args, "stylize", true)
+        scale = settings.scale, host = M.get_setting(r, "host"), port = port, timeout = timeout })
+      job, why = M.start(r, args, "stylize", true, timeout)
       if not job and input.temporary then os.remove(input.temporary) end
     end
     if job then
       jobs[#jobs + 1] = job
-      targets[#targets + 1] = { item = item, temporary = input.temporary }
+      targets[#targets + 1] = { item = item, temporary = input.temporary, stem = take_stem }
     else
       M.log(r, "skipped an item: " .. why)
     end
@@ -582,7 +642,8 @@ function M.stylize_selected(r)
   M.follow(r, jobs, "item", function(results) M.place_results(r, targets, results, settings) end)
 end
 
--- Every finished result becomes a take, in one undo step; temporary renders are deleted.
+-- Every finished result becomes a take named with the knobs it used, in one undo step; temporary renders are
+-- deleted.
 function M.place_results(r, targets, results, settings)
   local placed = 0
   r.Undo_BeginBlock()
@@ -595,7 +656,9 @@ function M.place_results(r, targets, results, settings)
     elseif not r.ValidatePtr2(0, target.item, "MediaItem*") then
       M.log(r, string.format("item %d was deleted; its result is %s", i, result.reply.output))
     else
-      local ok, why = M.add_take(r, target.item, result.reply.output, M.take_name(settings))
+      local name = M.take_name(M.knobs_used(result.reply, settings))
+      local path = M.rename_result(result.reply.output, target.stem .. " " .. name)
+      local ok, why = M.add_take(r, target.item, path, name)
       if ok then placed = placed + 1 else M.log(r, string.format("item %d: %s", i, why)) end
     end
   end
@@ -605,12 +668,13 @@ function M.place_results(r, targets, results, settings)
   M.log(r, string.format("%d of %d item(s) stylized.", placed, #targets))
 end
 
--- "Learn style": the running server learns from the selected items (their source files when REAPER plays them
--- unchanged, else renders); progress goes to the console and to a log file.
+-- "Learn style": the running server learns from the selected items (their source files when REAPER plays all of
+-- them unchanged, else renders of what is heard); progress goes to the console and to a log file. Training has
+-- no deadline here: it takes as long as it takes, and the client gives up only on a silent server (--stall).
 function M.learn_selected(r, name)
   local windows, media, clips, temporary = M.is_windows(r), M.media_folder(r), {}, {}
   for _, item in ipairs(selected_items(r)) do
-    local input, why = prepare(r, item, media, windows)
+    local input, why = prepare(r, item, media, windows, true)
     if input then
       clips[#clips + 1] = input.file
       temporary[#temporary + 1] = input.temporary
@@ -625,7 +689,7 @@ function M.learn_selected(r, name)
   for _, a in ipairs(M.server_args(r)) do args[#args + 1] = a end
   args[#args + 1] = "--log"
   args[#args + 1] = log
-  local job, why = M.start(r, args, "learn", true)
+  local job, why = M.start(r, args, "learn", true, nil)
   if not job then
     for _, path in ipairs(temporary) do os.remove(path) end
     M.log(r, why)
@@ -640,15 +704,20 @@ function M.learn_selected(r, name)
   end)
 end
 
--- The server's status (knobs, styles) without blocking REAPER; then(report) runs when it arrives.
-function M.ask_server(r, then_do)
+-- The server's status (knobs, styles) without blocking REAPER; then(report) runs when it arrives. With
+-- `even_without`, then(nil) also runs when the server cannot be asked (after the reason is shown).
+function M.ask_server(r, then_do, even_without)
   local args = { "status" }
   for _, a in ipairs(M.server_args(r)) do args[#args + 1] = a end
-  local job, why = M.start(r, args, "status", false)
-  if not job then M.log(r, why); return end
+  local job, why = M.start(r, args, "status", false, nil)
+  if not job then
+    M.log(r, why)
+    if even_without then then_do(nil) end
+    return
+  end
   M.follow(r, { job }, "status", function(results)
-    if results[1].error then M.log(r, results[1].error); return end
-    then_do(results[1].reply)
+    if results[1].error then M.log(r, results[1].error) end
+    if results[1].reply or even_without then then_do(results[1].reply) end
   end)
 end
 
@@ -669,8 +738,8 @@ function M.nudge(r, knob, delta)
   local current = tonumber(r.GetExtState(M.SECTION, knob))
   if current then apply(current); return end
   M.ask_server(r, function(report)
-    apply(tonumber(report.knobs and report.knobs[knob]) or M.FALLBACK_KNOBS[knob])
-  end)
+    apply(tonumber(report and report.knobs and report.knobs[knob]) or M.FALLBACK_KNOBS[knob])
+  end, true)
 end
 
 -- "Use server knobs": forget the nudged values, so the server's knobs apply again.

@@ -59,7 +59,7 @@ Mock.write = write
 -- A project: items (each with takes and sources), render settings, ext state, selection, a clock, a console.
 function Mock.new(options)
   options = options or {}
-  local m = { items = {}, ext = {}, console = {}, commands = {}, deferred = {}, renders = {}, undo = {},
+  local m = { items = {}, ext = {}, console = {}, commands = {}, exec_timeouts = {}, deferred = {}, renders = {}, undo = {},
     clock = 1000.0, os = options.os or "Linux", resource = options.resource, media = options.media,
     exec_result = "", ui_frozen = 0 }
   m.settings = { RENDER_SETTINGS = 64, RENDER_BOUNDSFLAG = 1, RENDER_STARTPOS = 0, RENDER_ENDPOS = 0,
@@ -119,7 +119,10 @@ function Mock.new(options)
     DeleteExtState = function(section, key) m.ext[section .. "/" .. key] = nil end,
     ShowConsoleMsg = function(text) m.console[#m.console + 1] = text end,
     time_precise = function() return m.clock end,
-    ExecProcess = function(cmdline, timeout) m.commands[#m.commands + 1] = cmdline; return m.exec_result end,
+    ExecProcess = function(cmdline, timeout)
+      m.commands[#m.commands + 1], m.exec_timeouts[#m.commands + 1] = cmdline, timeout
+      return m.exec_result
+    end,
     defer = function(fn) m.deferred[#m.deferred + 1] = fn end,
     CountSelectedMediaItems = function() return #m.selected() end,
     GetSelectedMediaItem = function(_, i) return m.selected()[i + 1] end,

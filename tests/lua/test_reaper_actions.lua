@@ -64,8 +64,8 @@ do
   check("selection restored", item.selected and not other.selected)
   local argv = argv_of(m)
   check("render sent without offsets", argv[3] == render.path and Mock.flag(argv, "--start") == nil, m.commands[1])
-  check("output in the media folder, named with the style",
-    Mock.flag(argv, "--output") == m.root .. "/media/vox Restyle server style.wav", Mock.flag(argv, "--output"))
+  check("output in the media folder, named with what is known before the job runs",
+    Mock.flag(argv, "--output") == m.root .. "/media/vox Restyle.wav", Mock.flag(argv, "--output"))
   check("ui refresh balanced", m.ui_frozen == 0)
 end
 
@@ -146,16 +146,16 @@ do
   m.item({ source = m.source(m.root .. "/media/a.wav") })
   C.stylize_selected(m.api)
   m.run(1.0)
-  check("process that never wrote anything: not started", contains(m.console, "could not run `restyle`"))
+  check("process that never wrote anything: said so", contains(m.console, "wrote no progress or result file"))
   check("...and the loop ended", #m.deferred == 0)
 
   m = project()
   m.item({ source = m.source(m.root .. "/media/a.wav") })
   m.api.SetExtState("Restyle", "timeout", "60", true)
   C.stylize_selected(m.api)
-  progress(m, 1, '{"state": "queued", "job": "job-7", "position": 3}')
+  progress(m, 1, '{"state": "running", "job": "job-7", "fraction": 0.2}')
   m.run(5.0)
-  check("timeout: one line", contains(m.console, "no result after"))
+  check("timeout: one line", contains(m.console, "after it started; cancelled"))
   check("timeout: the job is cancelled on the server", argv_of(m)[2] == "cancel" and argv_of(m)[3] == "job-7",
     m.commands[#m.commands])
 
@@ -180,7 +180,7 @@ do
   check("cancel: said so", contains(m.console, "cancelled"))
 
   m = project()
-  m.item({ source = m.source(m.root .. "/media/a.wav") })
+  m.item({ source = m.source(m.root .. "/media/a.wav"), length = 10 })
   C.learn_selected(m.api, "my strings")
   local argv = argv_of(m)
   check("learn runs on the server", argv[2] == "learn" and argv[3] == "my strings" and argv[4] == m.root .. "/media/a.wav")
@@ -216,6 +216,126 @@ do
   m.item({ source = m.source(m.root .. "/media/a.wav") })
   C.stylize_selected(m.api)
   check("windows: double-quoted arguments", m.commands[1]:sub(1, 18) == '"restyle" "send" "', m.commands[1])
+end
+
+-- 8. review fixes (issue 12)
+
+-- learn sends only what the item plays: a 2 s item at 30 s of a long file is rendered first
+do
+  local m = project()
+  m.item({ source = m.source(m.root .. "/media/long.wav", { file_length = 600 }), offset = 30, length = 2 })
+  m.item({ source = m.source(m.root .. "/media/whole.wav", { file_length = 4 }), length = 4 })
+  C.learn_selected(m.api, "part")
+  local argv = argv_of(m)
+  check("learn: a part of a file is rendered", #m.renders == 1 and m.renders[1] and argv[4] == m.renders[1].path, m.commands[1])
+  check("learn: a whole file is sent as it is", argv[5] == m.root .. "/media/whole.wav", argv[5])
+  check("learn: no --start/--end to drop", Mock.flag(argv, "--start") == nil)
+  progress(m, 1, '{"state": "running", "job": "job-9", "fraction": 0.1}')
+  m.run(60.0, nil, 40)  -- 40 minutes of training
+  check("learn: no client-side deadline", #m.commands == 1 and not contains(m.console, "after it started; cancelled"),
+    m.commands[#m.commands])
+  finish(m, 1, '{"ok": true, "job": "job-9", "style": "part"}')
+  m.run(0.5)
+  check("learn: temporary render deleted", m.renders[1] and not C.exists(m.renders[1].path))
+end
+
+-- a batch: the deadline counts from when each job runs, not while it waits in the queue
+do
+  local m = project()
+  m.api.SetExtState("Restyle", "timeout", "60", true)
+  m.item({ source = m.source(m.root .. "/media/a.wav") })
+  m.item({ source = m.source(m.root .. "/media/b.wav") })
+  C.stylize_selected(m.api)
+  progress(m, 1, '{"state": "running", "job": "job-1", "fraction": 0.5}')
+  progress(m, 2, '{"state": "queued", "job": "job-2", "position": 1}')
+  m.run(5.0, nil, 10)
+  finish(m, 1, '{"ok": true, "output": "' .. Mock.flag(argv_of(m, 1), "--output") .. '"}')
+  m.run(5.0, nil, 10)
+  check("queued job: no deadline while it waits", #m.commands == 2 and not contains(m.console, "after it started; cancelled"))
+  progress(m, 2, '{"state": "running", "job": "job-2", "fraction": 0.1}')
+  m.run(5.0, nil, 5)
+  check("...its deadline starts when it runs", #m.commands == 2)
+  m.run(5.0)
+  check("...and then applies", contains(m.console, "after it started; cancelled") and argv_of(m)[3] == "job-2",
+    m.commands[#m.commands])
+end
+
+-- the take is named from the knobs the job used, as `restyle send` reports them
+do
+  local m = project()
+  local item = m.item({ source = m.source(m.root .. "/media/a.wav"), name = "vox.wav" })
+  C.stylize_selected(m.api)
+  local out = Mock.flag(argv_of(m, 1), "--output")
+  Mock.write(out, "RIFF")
+  finish(m, 1, '{"ok": true, "output": "' .. out .. '", "style": "bells", "strength": 0.7, "scale": 5.0}')
+  m.run(0.5)
+  local named = "Restyle bells strength 0.7 scale 5"
+  check("take named from the knobs used", item.takes[2] and item.takes[2].name == named, item.takes[2] and item.takes[2].name)
+  check("file named from the knobs used", item.takes[2] and item.takes[2].source.file == m.root .. "/media/vox " .. named .. ".wav",
+    item.takes[2].source.file)
+  check("...renamed, not copied", item.takes[2] and not C.exists(out) and C.exists(item.takes[2].source.file))
+end
+
+-- a cancel before the server accepted the job reaches the server once the job id appears
+do
+  local m = project()
+  m.item({ source = m.source(m.root .. "/media/a.wav") })
+  C.stylize_selected(m.api)
+  local files = { Mock.flag(argv_of(m, 1), "--progress-file"), Mock.flag(argv_of(m, 1), "--result-file") }
+  progress(m, 1, '{"state": "starting"}')
+  m.run(0.5, nil, 2)
+  C.request_cancel(m.api)
+  m.run(0.5, nil, 3)
+  check("early cancel: said so at once", contains(m.console, "cancelled") and #m.commands == 1)
+  progress(m, 1, '{"state": "queued", "job": "job-5", "position": 2}')
+  m.run(0.5, nil, 3)
+  check("early cancel: sent once the job is known", argv_of(m)[2] == "cancel" and argv_of(m)[3] == "job-5"
+    and #m.commands == 2, m.commands[#m.commands])
+  finish(m, 1, '{"ok": false, "code": "cancelled", "error": "job-5 cancelled"}')
+  m.run(0.5)
+  check("early cancel: the job's files deleted", not C.exists(files[1]) and not C.exists(files[2]))
+  check("early cancel: nothing left waiting", #m.deferred == 0)
+end
+
+-- a process that starts but leaves no file says so, not "is Restyle installed?"
+do
+  local m = project()
+  m.item({ source = m.source(m.root .. "/media/a.wav") })
+  C.stylize_selected(m.api)
+  m.run(1.0)
+  check("started, wrote nothing: its own message", contains(m.console, "wrote no progress")
+    and not contains(m.console, "Is Restyle installed"), m.console[#m.console])
+end
+
+-- settings that are not numbers fall back to the defaults before anything starts
+do
+  local m = project()
+  m.item({ source = m.source(m.root .. "/media/a.wav") })
+  m.api.SetExtState("Restyle", "timeout", "ten minutes", true)
+  m.api.SetExtState("Restyle", "port", "abc", true)
+  local ok = pcall(C.stylize_selected, m.api)
+  check("bad timeout: no crash", ok and #m.commands == 1)
+  check("bad timeout: the default is sent", Mock.flag(argv_of(m), "--timeout") == "900"
+    and Mock.flag(argv_of(m), "--port") == "9100", m.commands[1])
+  check("bad settings: said so", contains(m.console, "timeout"))
+end
+
+-- nudges fall back to the usual knobs when the server cannot be asked
+do
+  local m = project()
+  C.nudge(m.api, "scale", 0.5)
+  finish(m, 1, '{"ok": false, "code": "no_server", "error": "No answer"}')
+  m.run(0.5)
+  check("nudge without a server: from the fallback knobs", m.api.GetExtState("Restyle", "scale") == "5.5",
+    m.api.GetExtState("Restyle", "scale"))
+end
+
+-- Windows: started without waiting, minimized (no console window)
+do
+  local m = project({ os = "Win64" })
+  m.item({ source = m.source(m.root .. "/media/a.wav") })
+  C.stylize_selected(m.api)
+  check("windows: ExecProcess minimized", m.exec_timeouts[1] == -2, m.exec_timeouts[1])
 end
 
 print(string.format("lua: %d passed, %d failed", count - failures, failures))

@@ -60,7 +60,7 @@ check("inside", C.inside("/p/media/a.wav", "/p/media") and C.inside("/p/media/su
   and not C.inside("/p/media2/a.wav", "/p/media") and C.inside([[C:\P\Media\a.wav]], "c:/p/media", true))
 check("safe name", C.safe_name([[a/b\c:d*e?"f<g>h|i]]) == "a-b-c-d-e--f-g-h-i")
 check("take name", C.take_name({ style = "bells", strength = 0.6, scale = 4.5 }) == "Restyle bells strength 0.6 scale 4.5"
-  and C.take_name({ style = "" }) == "Restyle server style")
+  and C.take_name({ style = "" }) == "Restyle")
 check("style menu", C.style_menu({ "a", "b" }, "b") == "a|!b")
 
 -- JSON from `restyle --result-file`
