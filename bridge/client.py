@@ -90,22 +90,37 @@ class RestyleClient:
 
     def wait_for_job(self, job_id: str, on_event: Callable[[Event], None] | None = None,
                      stall: float = 30.0, timeout: float | None = None) -> Event:
-        """Follow a job's pushes until it ends; a server silent for ``stall`` seconds counts as gone."""
-        started = time.monotonic()
-        last_heard = started
+        """Follow a job's pushes until it ends. ``timeout`` counts from when the job starts running, not while it
+        waits in the queue; a job silent for ``stall`` seconds is asked about (a queued job is silent)."""
+        last_heard, started = time.monotonic(), None
         while True:
             event = self.backlog.pop(0) if self.backlog else self.receive(1.0)
             now = time.monotonic()
             if event is not None and event.args[:1] == [job_id]:
                 last_heard = now
+                if started is None and event.name in ("started", "progress"):
+                    started = now
                 if on_event is not None:
                     on_event(event)
                 if event.name in ("done", "learned", "failed", "cancelled"):
                     return event
             if now - last_heard > stall:
-                raise ServerError(f"The server stopped reporting on {job_id} for {stall:.0f} s.", "stalled")
-            if timeout is not None and now - started > timeout:
-                raise ServerError(f"{job_id} did not finish within {timeout:.0f} s.", "timeout")
+                self._still_waiting(job_id, stall)
+                last_heard = now
+            if timeout is not None and started is not None and now - started > timeout:
+                raise ServerError(f"{job_id} did not finish within {timeout:.0f} s of starting.", "timeout")
+
+    def _still_waiting(self, job_id: str, stall: float) -> None:
+        """A silent job is fine while the server says it is queued or running; a server that does not answer, or
+        a job that ended without its last push reaching us, raises."""
+        try:
+            _job, state, *_ = self.request("status", job_id)
+        except ServerError as exc:
+            if exc.code != "no_server":
+                raise
+            raise ServerError(f"The server stopped reporting on {job_id} for {stall:.0f} s.", "stalled") from exc
+        if state not in ("queued", "running"):
+            raise ServerError(f"{job_id} ended ({state}) but its last message was lost; send it again.", "lost")
 
 
 def _event(message) -> Event:

@@ -142,13 +142,18 @@ def _write_failure(path: str | None, code: str, message: str) -> None:
 
 
 # -- commands -----------------------------------------------------------------------------------------------------
-def cmd_send(args: argparse.Namespace) -> int:
-    """Submit a clip, follow the job, print the output path (or JSON)."""
-    report = JobReport(args, "restyle")
+def _reported(args: argparse.Namespace, label: str, work: Callable[[argparse.Namespace, JobReport], dict]) -> dict:
+    """Run ``work`` with a JobReport (created here, so a progress file that cannot be written is a result too)."""
+    report = JobReport(args, label)
     try:
-        result = with_result_file(args, lambda: _send(args, report))
+        return work(args, report)
     finally:
         report.close()
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Submit a clip, follow the job, print the output path (or JSON)."""
+    result = with_result_file(args, lambda: _reported(args, "restyle", _send))
     print(json.dumps(result) if args.json else result.get("output", result.get("job")))
     return 0
 
@@ -163,42 +168,54 @@ def _send(args: argparse.Namespace, report: JobReport) -> dict:
         options += ["output", _absolute(args.output)]
     if args.stereo:
         options += ["stereo", 1]
-    job_id, event = _submit_and_follow(args, report, "stylize", _absolute(args.input), *options)
+    with RestyleClient(args.host, args.port) as client:
+        used = _knobs_used(client, args)
+        job_id, event = _submit_and_follow(client, args, report, "stylize", _absolute(args.input), *options)
     if event is None:
-        return {"job": job_id, "position": report.state["position"]}
+        return {"job": job_id, "position": report.state["position"], **used}
     _, output, rate, channels, seconds = event.args
     report.update(f"{event.args[0]} done: {output}", state="done", fraction=1.0, output=output)
-    return {"job": event.args[0], "output": output, "sample_rate": rate, "channels": channels, "seconds": seconds}
+    return {"job": event.args[0], "output": output, "sample_rate": rate, "channels": channels, "seconds": seconds,
+            **used}
+
+
+def _knobs_used(client: RestyleClient, args: argparse.Namespace) -> dict:
+    """The style, strength and scale the job gets: those sent, the server's knobs for the rest (asked just before
+    submitting: the server's replies about a job do not carry them)."""
+    used = {name: getattr(args, name) for name in ("style", "strength", "scale")}
+    if None in used.values():
+        flat = client.request("knobs")
+        server = dict(zip(flat[::2], flat[1::2]))
+        server = {name: value if name == "style" else round(float(value), 4) for name, value in server.items()}
+        used = {name: server.get(name) if value is None else value for name, value in used.items()}
+    return used
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
     """Submit a style to learn, follow the job, print the style's name (or JSON)."""
-    report = JobReport(args, f"learning {args.name}")
-    try:
-        result = with_result_file(args, lambda: _learn(args, report))
-    finally:
-        report.close()
+    result = with_result_file(args, lambda: _reported(args, f"learning {args.name}", _learn))
     print(json.dumps(result) if args.json else result.get("style", result.get("job")))
     return 0
 
 
 def _learn(args: argparse.Namespace, report: JobReport) -> dict:
-    job_id, event = _submit_and_follow(args, report, "learn", args.name, *(_absolute(c) for c in args.clips))
+    with RestyleClient(args.host, args.port) as client:
+        job_id, event = _submit_and_follow(client, args, report, "learn", args.name,
+                                           *(_absolute(c) for c in args.clips))
     if event is None:
         return {"job": job_id, "position": report.state["position"]}
     report.update(f"{event.args[0]} learned style {event.args[1]}", state="done", fraction=1.0)
     return {"job": event.args[0], "style": event.args[1]}
 
 
-def _submit_and_follow(args: argparse.Namespace, report: JobReport, request: str,
+def _submit_and_follow(client: RestyleClient, args: argparse.Namespace, report: JobReport, request: str,
                        *request_args: object) -> tuple[str, Event | None]:
     """The job's id and final push (done or learned; None with --no-wait); failures raise ServerError."""
-    with RestyleClient(args.host, args.port) as client:
-        job_id, position = client.request(request, *request_args)
-        report.accepted(job_id, position)
-        if not args.wait:
-            return job_id, None
-        event = client.wait_for_job(job_id, report, stall=args.stall, timeout=args.timeout)
+    job_id, position = client.request(request, *request_args)
+    report.accepted(job_id, position)
+    if not args.wait:
+        return job_id, None
+    event = client.wait_for_job(job_id, report, stall=args.stall, timeout=args.timeout)
     if event.name == "cancelled":
         report.update(f"{job_id} cancelled", state="cancelled")
         raise ServerError(f"{job_id} cancelled", "cancelled")
@@ -258,7 +275,32 @@ def main(argv: list[str] | None = None) -> int:
     """``restyle`` restricted to the client commands."""
     parser, commands = new_parser()
     add_commands(commands)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    result_file = _option_value(argv, "--result-file")
+    if result_file:
+        for each in (parser, *commands.choices.values()):
+            _leave_usage_errors_in(each, result_file)
     return run(parser, COMMANDS, argv)
+
+
+def _option_value(argv: list[str], option: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == option and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(option + "="):
+            return arg[len(option) + 1:]
+    return None
+
+
+def _leave_usage_errors_in(parser: argparse.ArgumentParser, path: str) -> None:
+    """A mistake on the command line also reaches --result-file: a DAW script cannot read stderr."""
+    exit_with_usage = parser.error
+
+    def error(message: str):
+        _write_failure(path, "usage", f"{parser.prog}: {message}")
+        exit_with_usage(message)
+
+    parser.error = error
 
 
 if __name__ == "__main__":

@@ -139,3 +139,30 @@ def test_cancel_cancels_a_queued_job(server, content_wav, capsys):
     last = capsys.readouterr().out.split()[-1]
     assert main(["cancel", last, "--port", port]) == 0
     assert capsys.readouterr().out.strip() == f"{last} cancelled"
+
+
+def test_send_reports_the_knobs_the_job_used(server, content_wav, tmp_path, capsys):
+    """REAPER names the new take from these: what was sent, the server's knobs for the rest."""
+    result = tmp_path / "r.json"
+    assert main(["send", str(content_wav), "--port", str(server.udp_port), "--strength", "0.8",
+                 "--result-file", str(result)]) == 0
+    reply = json.loads(result.read_text())
+    assert (reply["style"], reply["strength"], reply["scale"]) == ("bells", 0.8, 4.0)
+    capsys.readouterr()
+
+
+def test_result_file_holds_usage_errors(tmp_path, capsys):
+    result = tmp_path / "r.json"
+    with pytest.raises(SystemExit):
+        main(["send", "a.wav", "--strength", "loud", "--result-file", str(result)])
+    failure = json.loads(result.read_text())
+    assert failure["ok"] is False and failure["code"] == "usage" and "--strength" in failure["error"]
+    capsys.readouterr()
+
+
+def test_result_file_holds_an_unwritable_progress_file(tmp_path, capsys):
+    result = tmp_path / "r.json"
+    assert main(["send", "a.wav", "--port", str(free_port()), "--progress-file", str(tmp_path),
+                 "--result-file", str(result)]) == 1
+    assert json.loads(result.read_text())["ok"] is False
+    capsys.readouterr()
