@@ -97,7 +97,8 @@ function M.set_setting(r, key, value)
   r.SetExtState(M.SECTION, key, tostring(value), true)
 end
 
--- A setting that must be a positive number (timeout, port); anything else falls back to the default, said once.
+-- A setting that must be a positive number (timeout, port); anything else falls back to the default, with a line
+-- in the console.
 function M.number_setting(r, key)
   local text = M.get_setting(r, key)
   local value = tonumber(text)
@@ -455,8 +456,8 @@ function M.take_facts(r, item, take)
 end
 
 -- How to send an item: { file, start, finish, whole } straight from its source (whole: it plays all of the
--- file), or { render = reason }; nil and a reason for items that cannot be sent. The server writes results next to its input, so a source outside the
--- project's media folder is rendered into it too.
+-- file), or { render = reason }; nil and a reason for items that cannot be sent. The server writes results next
+-- to its input, so a source outside the project's media folder is rendered into it too.
 function M.plan(r, item, media, windows)
   local take = r.GetActiveTake(item)
   if not take or r.TakeIsMIDI(take) then return nil, "not an audio item" end

@@ -59,7 +59,8 @@ Mock.write = write
 -- A project: items (each with takes and sources), render settings, ext state, selection, a clock, a console.
 function Mock.new(options)
   options = options or {}
-  local m = { items = {}, ext = {}, console = {}, commands = {}, exec_timeouts = {}, deferred = {}, renders = {}, undo = {},
+  local m = { items = {}, ext = {}, console = {}, commands = {}, exec_timeouts = {}, deferred = {}, renders = {},
+    undo = {},
     clock = 1000.0, os = options.os or "Linux", resource = options.resource, media = options.media,
     exec_result = "", ui_frozen = 0 }
   m.settings = { RENDER_SETTINGS = 64, RENDER_BOUNDSFLAG = 1, RENDER_STARTPOS = 0, RENDER_ENDPOS = 0,

@@ -227,7 +227,7 @@ do
   m.item({ source = m.source(m.root .. "/media/whole.wav", { file_length = 4 }), length = 4 })
   C.learn_selected(m.api, "part")
   local argv = argv_of(m)
-  check("learn: a part of a file is rendered", #m.renders == 1 and m.renders[1] and argv[4] == m.renders[1].path, m.commands[1])
+  check("learn: a part of a file is rendered", #m.renders == 1 and argv[4] == m.renders[1].path, m.commands[1])
   check("learn: a whole file is sent as it is", argv[5] == m.root .. "/media/whole.wav", argv[5])
   check("learn: no --start/--end to drop", Mock.flag(argv, "--start") == nil)
   progress(m, 1, '{"state": "running", "job": "job-9", "fraction": 0.1}')
@@ -251,7 +251,8 @@ do
   m.run(5.0, nil, 10)
   finish(m, 1, '{"ok": true, "output": "' .. Mock.flag(argv_of(m, 1), "--output") .. '"}')
   m.run(5.0, nil, 10)
-  check("queued job: no deadline while it waits", #m.commands == 2 and not contains(m.console, "after it started; cancelled"))
+  check("queued job: no deadline while it waits",
+    #m.commands == 2 and not contains(m.console, "after it started; cancelled"))
   progress(m, 2, '{"state": "running", "job": "job-2", "fraction": 0.1}')
   m.run(5.0, nil, 5)
   check("...its deadline starts when it runs", #m.commands == 2)
@@ -270,10 +271,10 @@ do
   finish(m, 1, '{"ok": true, "output": "' .. out .. '", "style": "bells", "strength": 0.7, "scale": 5.0}')
   m.run(0.5)
   local named = "Restyle bells strength 0.7 scale 5"
-  check("take named from the knobs used", item.takes[2] and item.takes[2].name == named, item.takes[2] and item.takes[2].name)
-  check("file named from the knobs used", item.takes[2] and item.takes[2].source.file == m.root .. "/media/vox " .. named .. ".wav",
-    item.takes[2].source.file)
-  check("...renamed, not copied", item.takes[2] and not C.exists(out) and C.exists(item.takes[2].source.file))
+  local take = item.takes[2] or { source = {} }
+  check("take named from the knobs used", take.name == named, take.name)
+  check("file named from the knobs used", take.source.file == m.root .. "/media/vox " .. named .. ".wav", take.source.file)
+  check("...renamed, not copied", not C.exists(out) and C.exists(take.source.file or ""))
 end
 
 -- a cancel before the server accepted the job reaches the server once the job id appears
