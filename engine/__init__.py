@@ -5,10 +5,12 @@ dataclasses, :class:`Progress`, and the exceptions (all :class:`RestyleError`). 
 or DAWs; the ``bridge`` package builds on it.
 """
 
+from .adapters import LoraSettings, parse_adapter
 from .audio import AudioLimits, Clip, read_audio, write_audio
 from .base_model import DEFAULT_MODEL, RIFFUSION, TINY, BaseModel, load_base_model
 from .engine import Engine, EngineSettings, StylizeResult
 from .errors import (
+    AdapterNotSupportedError,
     AudioError,
     BaseModelMismatchError,
     CancelledError,
@@ -27,6 +29,7 @@ from .style import Style, StyleInfo
 from .training import TrainSettings
 
 __all__ = [
+    "AdapterNotSupportedError", "LoraSettings", "parse_adapter",
     "AudioError", "AudioLimits", "BaseModel", "BaseModelMismatchError", "CancelledError", "CheckpointError", "Clip",
     "DEFAULT_MODEL", "Engine", "EngineSettings", "ModelNotFoundError", "Progress", "RIFFUSION", "RestyleError",
     "SamplerSettings", "SettingsError", "SpectrogramConverter", "SpectrogramFormat", "Style", "StyleExistsError",
