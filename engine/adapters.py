@@ -184,6 +184,11 @@ class UNetAdapters:
         state = get_peft_model_state_dict(self.unet, adapter_name=TRAINING_ADAPTER)
         return {k: v.detach().float().cpu().contiguous().clone() for k, v in state.items()}
 
+    def clear(self) -> None:
+        """Remove every loaded style adapter (they load again when next used)."""
+        for name in list(self._loaded):
+            self._remove(name)
+
     def _load(self, use: AdapterUse) -> str:
         from peft import set_peft_model_state_dict
 
