@@ -142,6 +142,10 @@ def load_adapter(folder: Path, info: StyleInfo, device: torch.device | str) -> d
     if info.adapter is None:
         return None
     try:
+        LoraSettings.from_info(info.adapter)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise StyleNotFoundError(f"Style folder {folder} has a damaged adapter entry in {INFO_FILE} ({exc}).") from None
+    try:
         return load_file(str(folder / info.adapter.get("file", ADAPTER_FILE)), device=str(device))
     except Exception as exc:  # a missing file, or safetensors' own error type for a damaged one
         raise StyleNotFoundError(f"Style folder {folder} has a missing or damaged adapter file ({exc}).") from None

@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -9,11 +10,13 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from engine import (
+    CancelledError,
     Engine,
     LoraSettings,
     SamplerSettings,
     SettingsError,
     StyleLibrary,
+    StyleNotFoundError,
     TrainSettings,
     load_base_model,
     parse_adapter,
@@ -126,7 +129,7 @@ def test_resume_with_an_adapter_matches_an_uninterrupted_run(engine, style_clips
         calls["n"] += 1
         return calls["n"] > 3
 
-    with pytest.raises(Exception, match="resume"):
+    with pytest.raises(CancelledError, match="resume"):
         engine.train("split", [style_clips], settings, should_cancel=cancel_after_three)
     resumed = engine.train("split", [style_clips], settings, resume=True)
     assert resumed.info.loss_history == straight.info.loss_history
@@ -269,3 +272,19 @@ def test_cli_trains_an_adapter_style(style_clips, tmp_path, capsys):
     assert main(["styles", "list", "--json", *lib]) == 0
     listed = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
     assert listed["cli-lora"]["adapter"] == "lora:2"
+
+
+@pytest.mark.parametrize("damage", ["missing file", "bad entry", "corrupt file"])
+def test_damaged_adapter_is_refused_in_one_line(adapter_styles_dir, tmp_path, damage):
+    folder = tmp_path / "lora-bells"
+    shutil.copytree(adapter_styles_dir / "lora-bells", folder)
+    if damage == "missing file":
+        (folder / ADAPTER_FILE).unlink()
+    elif damage == "corrupt file":
+        (folder / ADAPTER_FILE).write_bytes(b"not safetensors")
+    else:
+        info = json.loads((folder / "style.json").read_text())
+        (folder / "style.json").write_text(json.dumps(dict(info, adapter={"type": "lora"})))
+    with pytest.raises(StyleNotFoundError, match="adapter") as caught:
+        Style.load(folder)
+    assert "\n" not in str(caught.value)
