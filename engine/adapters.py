@@ -21,7 +21,8 @@ Choices, and why:
   TVE-only part of a blend contributes no delta), next to the weighted sum of the e(t)s the TVE blend already uses.
 
 Every adapter of one UNet is held by one :class:`UNetAdapters` (shared by the sampler and the trainer); adapters
-are off except inside :meth:`UNetAdapters.applied` and while training.
+are off except inside :meth:`UNetAdapters.applied` and while training, and loaded only during a stylize call
+(:meth:`UNetAdapters.kept`): outside one the UNet has its plain layers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import contextlib
 import hashlib
 import warnings
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -126,12 +126,12 @@ _MANAGERS: weakref.WeakKeyDictionary[nn.Module, "UNetAdapters"] = weakref.WeakKe
 
 
 class UNetAdapters:
-    """The LoRA adapters loaded into one UNet; the least recently used beyond ``capacity`` are removed."""
+    """The LoRA adapters loaded into one UNet."""
 
-    def __init__(self, unet: nn.Module, capacity: int = 8):
+    def __init__(self, unet: nn.Module):
         self.unet = unet
-        self.capacity = capacity
-        self._loaded: OrderedDict[str, None] = OrderedDict()
+        self._loaded: set[str] = set()
+        self._depth = 0
 
     @classmethod
     def of(cls, base) -> "UNetAdapters":
@@ -151,15 +151,30 @@ class UNetAdapters:
         return []
 
     @contextlib.contextmanager
-    def applied(self, uses: Sequence[AdapterUse]) -> Iterator[None]:
-        """Inside: the UNet applies the weighted sum of these adapters' deltas; outside: the base model."""
-        names = [self._load(use) for use in uses]
-        self.unet.set_adapters(names, [use.weight for use in uses])
-        self.unet.enable_adapters()
+    def kept(self) -> Iterator[None]:
+        """Inside: adapters stay loaded between calls; leaving the outermost, the UNet gets its plain layers back.
+
+        So outside a stylize call the UNet is the loaded model as is (its state dict, an ONNX export, a save).
+        """
+        self._depth += 1
         try:
             yield
         finally:
-            self.unet.disable_adapters()
+            self._depth -= 1
+            if self._depth == 0:
+                self.clear()
+
+    @contextlib.contextmanager
+    def applied(self, uses: Sequence[AdapterUse]) -> Iterator[None]:
+        """Inside: the UNet applies the weighted sum of these adapters' deltas; outside: the base model."""
+        with self.kept():
+            names = [self._load(use) for use in uses]
+            self.unet.set_adapters(names, [use.weight for use in uses])
+            self.unet.enable_adapters()
+            try:
+                yield
+            finally:
+                self.unet.disable_adapters()
 
     @contextlib.contextmanager
     def training(self, settings: LoraSettings | None, seed: int) -> Iterator[list[nn.Parameter]]:
@@ -201,10 +216,7 @@ class UNetAdapters:
                 self._remove(name)
                 raise SettingsError(f"The style's adapter does not fit this UNet ({len(unexpected)} unknown "
                                     "tensors); retrain the style on the loaded base model.")
-            self._loaded[name] = None
-            while len(self._loaded) > self.capacity:
-                self._remove(next(iter(self._loaded)))
-        self._loaded.move_to_end(name)
+            self._loaded.add(name)
         return name
 
     def _add(self, settings: LoraSettings, name: str) -> None:
@@ -214,7 +226,7 @@ class UNetAdapters:
 
     def _remove(self, name: str) -> None:
         self.unet.delete_adapters(name)
-        self._loaded.pop(name, None)
+        self._loaded.discard(name)
         if getattr(self.unet, "peft_config", None):
             self.unet.disable_adapters()
         else:  # the last one: plain Linear layers again, so the UNet's state dict is the loaded model's

@@ -209,7 +209,8 @@ class Engine:
             if progress is not None:
                 progress(Progress("stylize", done, total))
 
-        outputs = [self.stylize_windows(b, mix, settings, step, should_cancel) for b in batches]
+        with self.sampler.adapters_kept(mix):  # adapters load once per call, not once per window batch
+            outputs = [self.stylize_windows(b, mix, settings, step, should_cancel) for b in batches]
         stylized = torch.cat(outputs).numpy().reshape(len(signals), per_signal, -1)
         joined = np.stack([join(s, model_rate.shape[1], overlap) for s in stylized])
         result = fit_length(resample(joined, fmt.sample_rate, clip.sample_rate), clip.num_samples)

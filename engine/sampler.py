@@ -117,6 +117,21 @@ class Sampler:
         should_cancel: Callable[[], bool] | None = None,
     ) -> torch.Tensor:
         """Stylize a batch of content latents (B, C, h, w). Every item gets the same noise (same seed)."""
+        with self.adapters_kept(mix):
+            return self._sample(content_latents, mix, settings, on_step, should_cancel)
+
+    def adapters_kept(self, mix: StyleMix) -> contextlib.AbstractContextManager:
+        """Inside: the mix's adapters stay loaded in the UNet between calls (a no-op for TVE-only styles)."""
+        return UNetAdapters.of(self.base).kept() if mix.adapters else contextlib.nullcontext()
+
+    def _sample(
+        self,
+        content_latents: torch.Tensor,
+        mix: StyleMix,
+        settings: SamplerSettings,
+        on_step: Callable[[], None] | None,
+        should_cancel: Callable[[], bool] | None,
+    ) -> torch.Tensor:
         settings.validate()
         timesteps = self.timesteps(settings)
         contexts = self.style_contexts(mix, timesteps)

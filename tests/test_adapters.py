@@ -195,7 +195,7 @@ def test_unconditional_branch_runs_without_the_adapter(adapter_engine, content, 
     assert len(style_names) == 1 and all(batch == 1 for batch, _ in recorder.calls)
     expected = ([style_names] if brs else []) + [[], style_names] * steps
     assert [names for _, names in per_window] == expected
-    assert adapters.active() == [], "adapters are off after stylizing"
+    assert _lora_layers(adapter_engine.base.unet) == [], "after stylizing the UNet has its plain layers again"
 
 
 def test_unconditional_prediction_is_the_base_models(adapter_engine, tiny_base):
