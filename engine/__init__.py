@@ -11,10 +11,11 @@ does not load torch, diffusers and transformers.
 from importlib import import_module
 
 _MODULES = {
+    "adapters": ["LoraSettings", "parse_adapter"],
     "audio": ["AudioLimits", "Clip", "read_audio", "write_audio"],
     "base_model": ["DEFAULT_MODEL", "RIFFUSION", "TINY", "BaseModel", "load_base_model"],
     "engine": ["Engine", "EngineSettings", "StylizeResult"],
-    "errors": ["AudioError", "BaseModelMismatchError", "CancelledError", "CheckpointError", "ModelNotFoundError",
+    "errors": ["AdapterNotSupportedError", "AudioError", "BaseModelMismatchError", "CancelledError", "CheckpointError", "ModelNotFoundError",
                "RestyleError", "SettingsError", "StyleExistsError", "StyleNotFoundError"],
     "library": ["StyleLibrary"],
     "progress": ["Progress"],

@@ -63,6 +63,11 @@ def auto_backend(device: torch.device, dtype: torch.dtype, export_available: boo
     return "torch"
 
 
+def backend_for_styles(name: str, adapters: bool) -> str:
+    """``auto`` with styles that carry a LoRA adapter is torch: the ONNX export holds only the plain UNet."""
+    return "torch" if name == "auto" and adapters else name
+
+
 def create_backend(base: BaseModel, name: str = "torch", onnx_dir: str | os.PathLike | None = None) -> Backend:
     if name not in BACKENDS:
         raise SettingsError(f"Unknown backend '{name}': use {', '.join(BACKENDS)}.")

@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from .adapters import DEFAULT_LEARNING_RATE as ADAPTER_LR
+from .adapters import parse_adapter
+from .backends import backend_for_styles
 from .base_model import DEFAULT_MODEL, TINY
 from .console import EXIT_ERROR, EXIT_INTERRUPTED, ProgressBar, new_parser, note, run  # noqa: F401 (re-exported)
 from .errors import BaseModelMismatchError
@@ -62,6 +66,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N")
     train.add_argument("--init-word", default=defaults.init_word, help="word whose embedding the style starts from")
+    train.add_argument("--adapter", default="none", metavar="none|lora[:RANK]",
+                       help="none (default): the method's embedding-only style; lora[:RANK] also learns a small LoRA "
+                            "on the UNet's attention (rank 4 unless given), for sounds the base model never made")
+    train.add_argument("--adapter-lr", type=float, default=ADAPTER_LR, help="AdamW learning rate of the LoRA")
     train.add_argument("--preset", help="recommended scale/strength from presets/styles (default: the preset "
                                          "named like the style, else 5.0 / 0.7)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
@@ -156,8 +164,12 @@ def load_engine(args: argparse.Namespace, model: str):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    adapter = parse_adapter(args.adapter)
+    if adapter is not None:
+        adapter = replace(adapter, learning_rate=args.adapter_lr)
     settings = TrainSettings(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size, seed=args.seed,
-                             checkpoint_every=args.checkpoint_every, init_word=args.init_word).validate()
+                             checkpoint_every=args.checkpoint_every, init_word=args.init_word,
+                             adapter=adapter).validate()
     engine = load_engine(args, args.model)
     bar = ProgressBar(f"training {args.name}")
     try:
@@ -177,6 +189,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     model = args.model or _style_base_model(args)
+    if args.backend == "auto":
+        args.backend = backend_for_styles(args.backend, _has_adapter(args))
     engine = load_engine(args, model)
     mix = engine.style_mix(args.style)
     settings = _sampler_settings(args, engine.recommended_settings(mix))
@@ -214,6 +228,12 @@ def _style_base_model(args: argparse.Namespace) -> str:
     return infos[0].base_model
 
 
+def _has_adapter(args: argparse.Namespace) -> bool:
+    """Whether any style of ``--style`` carries a LoRA adapter."""
+    library = StyleLibrary(args.styles_dir)
+    return any(library.info(name).adapter is not None for name, _ in parse_style_mix(args.style))
+
+
 def cmd_styles(args: argparse.Namespace) -> int:
     library = StyleLibrary(args.styles_dir)
     if args.action == "list":
@@ -248,7 +268,12 @@ def cmd_styles(args: argparse.Namespace) -> int:
 def _summary(info) -> dict:
     return {"name": info.name, "base_model": info.base_model, "recommended_scale": info.recommended_scale,
             "recommended_strength": info.recommended_strength, "created": info.created,
-            "produces_noise": info.produces_noise}
+            "produces_noise": info.produces_noise, "adapter": _adapter_spec(info)}
+
+
+def _adapter_spec(info) -> str:
+    """'none' or 'lora:RANK', as `restyle train --adapter` writes it."""
+    return "none" if info.adapter is None else f"{info.adapter['type']}:{info.adapter['rank']}"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
     engine = Engine.load("riffusion/riffusion-model-v1")
     engine.train("accordion", ["clips/"], TrainSettings(steps=3000))
+    engine.train("bird", ["bird/"], TrainSettings(steps=3000, adapter=LoraSettings(rank=4)))  # TVE + LoRA
     result = engine.stylize("loop.wav", "accordion", SamplerSettings(strength=0.6, scale=4.5))
 
 Long calls take a progress callback and a cancel check, consulted between diffusion or optimiser steps.
@@ -20,7 +21,7 @@ from .audio import AudioLimits, Clip, check_samples, fit_length, read_audio, res
 from .backends import Backend, create_backend
 from .base_model import BaseModel, load_base_model
 from .conditioning import TextConditioner
-from .errors import AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
+from .errors import AdapterNotSupportedError, AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
 from .library import StyleLibrary, check_name
 from .presets import preset_for
 from .progress import CancelCheck, Progress, ProgressCallback
@@ -103,8 +104,19 @@ class Engine:
             )
 
     def style_mix(self, spec: str) -> StyleMix:
-        """'bird' or 'bird:0.7,chime:0.3' -> the styles, blended."""
-        return StyleMix(tuple((self.style(name), weight) for name, weight in parse_style_mix(spec)))
+        """'bird' or 'bird:0.7,chime:0.3' -> the styles, blended (refused when the backend cannot apply them)."""
+        mix = StyleMix(tuple((self.style(name), weight) for name, weight in parse_style_mix(spec)))
+        self.check_backend(mix)
+        return mix
+
+    def check_backend(self, mix: StyleMix) -> None:
+        """Only the torch backend applies LoRA adapters (the ONNX export holds the plain UNet)."""
+        with_adapter = [style.name for style, _ in mix.parts if style.adapter is not None]
+        if with_adapter and self.backend.name != "torch":
+            raise AdapterNotSupportedError(
+                f"Style '{with_adapter[0]}' carries a LoRA adapter, which the {self.backend.name.upper()} backend "
+                "cannot apply; stylize it with --backend torch."
+            )
 
     def recommended_settings(self, mix: StyleMix) -> SamplerSettings:
         """The first style's recommended scale and strength, otherwise the published defaults."""
@@ -180,6 +192,7 @@ class Engine:
     ) -> np.ndarray:
         """(channels, samples) in -> (channels, samples) out, at the clip's own sample rate."""
         settings.validate()
+        self.check_backend(mix)
         fmt = self.base.spectrogram
         signals = clip.samples if stereo else clip.mono()[None]
         model_rate = resample(signals, clip.sample_rate, fmt.sample_rate)
@@ -196,7 +209,8 @@ class Engine:
             if progress is not None:
                 progress(Progress("stylize", done, total))
 
-        outputs = [self.stylize_windows(b, mix, settings, step, should_cancel) for b in batches]
+        with self.sampler.adapters_kept(mix):  # adapters load once per call, not once per window batch
+            outputs = [self.stylize_windows(b, mix, settings, step, should_cancel) for b in batches]
         stylized = torch.cat(outputs).numpy().reshape(len(signals), per_signal, -1)
         joined = np.stack([join(s, model_rate.shape[1], overlap) for s in stylized])
         result = fit_length(resample(joined, fmt.sample_rate, clip.sample_rate), clip.num_samples)

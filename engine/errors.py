@@ -62,3 +62,9 @@ class CancelledError(RestyleError):
     """The caller asked to stop; nothing was written."""
 
     code = "cancelled"
+
+
+class AdapterNotSupportedError(RestyleError):
+    """A style carries a LoRA adapter that the chosen backend cannot apply."""
+
+    code = "adapter_not_supported"

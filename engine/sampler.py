@@ -3,10 +3,13 @@
 For a strength s and a schedule of N steps, n = floor(s * N) DDIM steps run, from the schedule timestep t_p
 where n steps remain down to the end. The content latent is noised to exactly t_p (no off-by-one), and with BRS
 the noise is the UNet's own estimate at t_p under the style. UNet batches per call: 1 (BRS) + n (CFG, batch 2B).
+A style with a LoRA adapter (adapters.py) runs the style's predictions with the adapter and the unconditional one
+without it, so each CFG step is two calls of B: 1 + 2n calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import DDIMScheduler
 
+from .adapters import UNetAdapters
 from .base_model import BaseModel
 from .conditioning import TextConditioner
 from .errors import CancelledError, SettingsError
@@ -40,7 +44,7 @@ class SamplerSettings:
 
     @property
     def unet_batches(self) -> int:
-        """UNet evaluations per window batch: one for BRS plus one (conditional + unconditional) per step."""
+        """Progress ticks per window batch: one for BRS plus one per guided step (whatever its UNet calls)."""
         return int(self.brs) + self.denoise_steps
 
     def validate(self) -> "SamplerSettings":
@@ -113,6 +117,21 @@ class Sampler:
         should_cancel: Callable[[], bool] | None = None,
     ) -> torch.Tensor:
         """Stylize a batch of content latents (B, C, h, w). Every item gets the same noise (same seed)."""
+        with self.adapters_kept(mix):
+            return self._sample(content_latents, mix, settings, on_step, should_cancel)
+
+    def adapters_kept(self, mix: StyleMix) -> contextlib.AbstractContextManager:
+        """Inside: the mix's adapters stay loaded in the UNet between calls (a no-op for TVE-only styles)."""
+        return UNetAdapters.of(self.base).kept() if mix.adapters else contextlib.nullcontext()
+
+    def _sample(
+        self,
+        content_latents: torch.Tensor,
+        mix: StyleMix,
+        settings: SamplerSettings,
+        on_step: Callable[[], None] | None,
+        should_cancel: Callable[[], bool] | None,
+    ) -> torch.Tensor:
         settings.validate()
         timesteps = self.timesteps(settings)
         contexts = self.style_contexts(mix, timesteps)
@@ -125,21 +144,40 @@ class Sampler:
         if settings.brs:
             _check(should_cancel)
             noisy = self.scheduler.add_noise(content_latents, noise, start)
-            noise = self.noise_predictor(noisy, start.expand(batch), contexts[0:1].expand(batch, -1, -1))
+            with self.styled(mix):
+                noise = self.noise_predictor(noisy, start.expand(batch), contexts[0:1].expand(batch, -1, -1))
             _tick(on_step)
         latents = self.scheduler.add_noise(content_latents, noise, start)
 
         unconditional = self.conditioner.unconditional().expand(batch, -1, -1)
         for i, t in enumerate(timesteps):
             _check(should_cancel)
-            context = torch.cat([unconditional, contexts[i : i + 1].expand(batch, -1, -1)])
-            eps_plain, eps_style = self.noise_predictor(
-                torch.cat([latents, latents]), t.expand(2 * batch), context
-            ).chunk(2)
+            eps_plain, eps_style = self.guidance_pair(latents, t, unconditional, contexts[i : i + 1], mix)
             guided = eps_plain + settings.scale * (eps_style - eps_plain)
             latents = self.scheduler.step(guided, t, latents, eta=0.0).prev_sample
             _tick(on_step)
         return latents
+
+    def styled(self, mix: StyleMix) -> contextlib.AbstractContextManager:
+        """Inside: the UNet runs with the mix's adapters (a no-op for TVE-only styles)."""
+        adapters = mix.adapters
+        return UNetAdapters.of(self.base).applied(adapters) if adapters else contextlib.nullcontext()
+
+    def guidance_pair(
+        self, latents: torch.Tensor, t: torch.Tensor, unconditional: torch.Tensor, context: torch.Tensor,
+        mix: StyleMix,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(no-style, style) noise predictions: one batch of 2B, or two of B when the style has an adapter."""
+        batch = latents.shape[0]
+        context = context.expand(batch, -1, -1)
+        if not mix.adapters:
+            both = self.noise_predictor(torch.cat([latents, latents]), t.expand(2 * batch),
+                                        torch.cat([unconditional, context]))
+            return both.chunk(2)
+        eps_plain = self.noise_predictor(latents, t.expand(batch), unconditional)  # the base model: adapters off
+        with self.styled(mix):
+            eps_style = self.noise_predictor(latents, t.expand(batch), context)
+        return eps_plain, eps_style
 
 
 def _check(should_cancel: Callable[[], bool] | None) -> None:

@@ -8,6 +8,8 @@ always 1, so it is exactly a chain of linear maps (value, output projection, fin
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -18,6 +20,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .adapters import ADAPTER_FILE, AdapterUse, LoraSettings
 from .errors import SettingsError, StyleNotFoundError
 
 WEIGHTS_FILE = "style.safetensors"
@@ -68,6 +71,7 @@ class StyleInfo:
     loss_history: list[float] = field(default_factory=list)
     created: str = ""
     produces_noise: bool = False
+    adapter: dict | None = None  # LoraSettings.to_info() for a style with a LoRA; None: TVE only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,14 +84,28 @@ class StyleInfo:
 
 @dataclass
 class Style:
-    """A trained style: the TVE module (in eval mode) and its info."""
+    """A trained style: the TVE module (in eval mode), its info, and its LoRA adapter's weights if it has one."""
 
     info: StyleInfo
     module: TimeVaryingEmbedding
+    adapter: dict[str, torch.Tensor] | None = None
 
     @property
     def name(self) -> str:
         return self.info.name
+
+    @functools.cached_property
+    def adapter_key(self) -> str:
+        """Identifies the adapter's weights (a retrained style of the same name gets a new key)."""
+        digest = hashlib.sha256(self.name.encode())
+        for key, tensor in sorted((self.adapter or {}).items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    @property
+    def adapter_settings(self) -> LoraSettings | None:
+        return None if self.info.adapter is None else LoraSettings.from_info(self.info.adapter)
 
     def save(self, folder: str | os.PathLike) -> None:
         """Write weights and info into ``folder`` (the library makes this atomic)."""
@@ -95,6 +113,9 @@ class Style:
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_FILE), metadata={"name": self.info.name})
+        if self.adapter is not None:
+            adapter = {k: v.detach().cpu().contiguous() for k, v in self.adapter.items()}
+            save_file(adapter, str(folder / ADAPTER_FILE), metadata={"name": self.info.name, "format": "peft-lora"})
         (folder / INFO_FILE).write_text(json.dumps(self.info.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -105,7 +126,7 @@ class Style:
         module = TimeVaryingEmbedding(info.embed_dim, state["init_embedding"], info.hidden_mult)
         module.load_state_dict(state)
         module.to(device).eval().requires_grad_(False)  # eval: no dropout at inference
-        return cls(info, module)
+        return cls(info, module, load_adapter(folder, info, device))
 
 
 def read_info(folder: str | os.PathLike) -> StyleInfo:
@@ -114,6 +135,20 @@ def read_info(folder: str | os.PathLike) -> StyleInfo:
         return StyleInfo.from_dict(json.loads((folder / INFO_FILE).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError) as exc:
         raise StyleNotFoundError(f"Style folder {folder} is damaged or incomplete ({exc}).") from None
+
+
+def load_adapter(folder: Path, info: StyleInfo, device: torch.device | str) -> dict[str, torch.Tensor] | None:
+    """The LoRA weights named in style.json's ``adapter`` entry; None for a TVE-only style."""
+    if info.adapter is None:
+        return None
+    try:
+        LoraSettings.from_info(info.adapter)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise StyleNotFoundError(f"Style folder {folder} has a damaged adapter entry in {INFO_FILE} ({exc}).") from None
+    try:
+        return load_file(str(folder / info.adapter.get("file", ADAPTER_FILE)), device=str(device))
+    except Exception as exc:  # a missing file, or safetensors' own error type for a damaged one
+        raise StyleNotFoundError(f"Style folder {folder} has a missing or damaged adapter file ({exc}).") from None
 
 
 def parse_style_mix(spec: str) -> list[tuple[str, float]]:
@@ -154,3 +189,11 @@ class StyleMix:
 
     def embedding(self, timesteps: torch.Tensor) -> torch.Tensor:
         return sum(weight * style.module(timesteps) for style, weight in self.parts)
+
+    @property
+    def adapters(self) -> tuple[AdapterUse, ...]:
+        """The LoRA adapters of the mix's styles, each with its blend weight (TVE-only parts add none)."""
+        return tuple(
+            AdapterUse(style.adapter_key, style.adapter_settings, style.adapter, weight)
+            for style, weight in self.parts if style.adapter is not None
+        )

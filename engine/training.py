@@ -1,4 +1,5 @@
-"""Training one style: only the TVE module learns; the base model stays frozen (and bitwise unchanged).
+"""Training one style: only the TVE module learns (and, with an adapter, a LoRA on the UNet's attention, see
+adapters.py); the base model stays frozen (and bitwise unchanged).
 
 The clips become spectrogram windows (a window every quarter window along longer clips), are encoded once by
 the VAE, and each step draws windows, a uniform timestep and noise, and regresses the UNet's noise prediction
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .adapters import LoraSettings, UNetAdapters
 from .atomic import atomic_path
 from .audio import AudioLimits, fit_length, read_audio, resample
 from .backends import TorchVae
@@ -43,6 +45,7 @@ class TrainSettings:
     checkpoint_every: int = 250
     init_word: str = "music"
     window_hop: float = 0.25  # training windows start every quarter window along clips longer than one
+    adapter: LoraSettings | None = None  # None: the method's TVE-only style; a LoRA learns along with the TVE
 
     def validate(self) -> "TrainSettings":
         if self.steps < 1:
@@ -55,6 +58,8 @@ class TrainSettings:
             raise SettingsError("checkpoint-every must be at least 1 step.")
         if not 0 < self.window_hop <= 1:
             raise SettingsError("window hop must be a fraction of a window in (0, 1].")
+        if self.adapter is not None:
+            self.adapter.validate()
         return self
 
     def run_key(self) -> dict:
@@ -148,27 +153,45 @@ class StyleTrainer:
     ) -> Style:
         """Train and return the style (the caller saves it). Checkpoints go to ``checkpoint`` every N steps."""
         settings.validate()
+        with UNetAdapters.of(self.base).training(settings.adapter, settings.seed) as adapter_params:
+            return self._train(name, clips, settings, checkpoint, resume, progress, should_cancel, adapter_params)
+
+    def _train(
+        self,
+        name: str,
+        clips: list[Path],
+        settings: TrainSettings,
+        checkpoint: Path,
+        resume: bool,
+        progress: ProgressCallback | None,
+        should_cancel: CancelCheck | None,
+        adapter_params: list[torch.nn.Parameter],
+    ) -> Style:
         started = time.monotonic()
         clip_prints = [file_fingerprint(p) for p in clips]
         run_key = {"base": self.base.fingerprint, "clips": clip_prints, "settings": settings.run_key()}
         latents = self.encode(self.clip_windows(clips, settings.window_hop))
 
         module = self.new_module(settings)
-        optimizer = torch.optim.AdamW(module.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        groups = [{"params": list(module.parameters())}]
+        if adapter_params:
+            groups.append({"params": adapter_params, "lr": settings.adapter.learning_rate})
+        optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        adapter = _ParameterSet(adapter_params)  # the LoRA's weights in checkpoints
         generator = torch.Generator().manual_seed(settings.seed)
         # fp16 gradients through the frozen UNet can underflow: scale the loss (a no-op for fp32 and bf16).
         scaler = torch.amp.GradScaler(self.base.device.type, enabled=self.base.dtype == torch.float16)
         history: list[float] = []
         step = 0
         if resume:
-            step, history = _load_checkpoint(checkpoint, run_key, module, optimizer, generator)
+            step, history = _load_checkpoint(checkpoint, run_key, module, optimizer, generator, adapter)
             if step >= settings.steps:
                 raise CheckpointError(f"The checkpoint is at step {step}; ask for more than {step} steps to continue.")
 
         module.train()
         while step < settings.steps:
             if should_cancel is not None and should_cancel():
-                _save_checkpoint(checkpoint, run_key, step, module, optimizer, generator, history)
+                _save_checkpoint(checkpoint, run_key, step, module, optimizer, generator, history, adapter)
                 raise CancelledError(f"Training stopped at step {step}; continue it later with --resume.")
             loss = self.loss(module, latents, generator, settings.batch_size)
             optimizer.zero_grad(set_to_none=True)
@@ -180,7 +203,7 @@ class StyleTrainer:
             if not math.isfinite(history[-1]):
                 raise SettingsError("Training diverged (loss is not a number); lower the learning rate.")
             if step % settings.checkpoint_every == 0 and step < settings.steps:
-                _save_checkpoint(checkpoint, run_key, step, module, optimizer, generator, history)
+                _save_checkpoint(checkpoint, run_key, step, module, optimizer, generator, history, adapter)
             if progress is not None:
                 progress(Progress("train", step, settings.steps, loss=history[-1]))
 
@@ -203,11 +226,22 @@ class StyleTrainer:
             loss_history=history,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             produces_noise=self.base.produces_noise,
+            adapter=None if settings.adapter is None else settings.adapter.to_info(),
         )
-        return Style(info, module)
+        adapter_state = UNetAdapters.of(self.base).training_state() if adapter_params else None
+        return Style(info, module, adapter_state)
 
 
-def _save_checkpoint(path: Path, run_key: dict, step: int, module, optimizer, generator, history) -> None:
+class _ParameterSet(torch.nn.Module):
+    """The training adapter's parameters as one module, for checkpoints (no parameters: a TVE-only run)."""
+
+    def __init__(self, params: list[torch.nn.Parameter]):
+        super().__init__()
+        self.params = torch.nn.ParameterList(params)
+
+
+def _save_checkpoint(path: Path, run_key: dict, step: int, module, optimizer, generator, history,
+                     adapter: torch.nn.Module | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "run_key": run_key,
@@ -217,11 +251,14 @@ def _save_checkpoint(path: Path, run_key: dict, step: int, module, optimizer, ge
         "generator": generator.get_state(),
         "history": history,
     }
+    if adapter is not None and len(adapter.state_dict()):
+        state["adapter"] = adapter.state_dict()
     with atomic_path(path) as tmp:  # a kill -9 mid-write leaves the previous checkpoint intact
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path: Path, run_key: dict, module, optimizer, generator) -> tuple[int, list[float]]:
+def _load_checkpoint(path: Path, run_key: dict, module, optimizer, generator,
+                     adapter: torch.nn.Module | None = None) -> tuple[int, list[float]]:
     if not path.is_file():
         raise CheckpointError("There is no checkpoint to resume for this style; start it without --resume.")
     try:
@@ -233,6 +270,8 @@ def _load_checkpoint(path: Path, run_key: dict, module, optimizer, generator) ->
             "The checkpoint was made with other clips, settings or base model; start again without --resume."
         )
     module.load_state_dict(state["module"])
+    if "adapter" in state and adapter is not None:
+        adapter.load_state_dict(state["adapter"])
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["generator"])
     return int(state["step"]), list(state["history"])

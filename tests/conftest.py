@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from engine import Engine, StyleLibrary, TrainSettings, load_base_model  # noqa: E402
+from engine import Engine, LoraSettings, StyleLibrary, TrainSettings, load_base_model  # noqa: E402
 from engine.synth import bells, chord  # noqa: E402
 from engine.tiny import TINY_SPECTROGRAM  # noqa: E402
 
@@ -55,6 +55,19 @@ def styles_dir(tiny_base, style_clips, tmp_path_factory) -> Path:
     engine = Engine(tiny_base, StyleLibrary(root))
     engine.train("bells", [style_clips], QUICK_TRAIN)
     engine.train("chimes", [style_clips / "bell0.wav"], TrainSettings(steps=3, seed=1, checkpoint_every=3))
+    return root
+
+
+@pytest.fixture(scope="session")
+def adapter_styles_dir(tiny_base, style_clips, tmp_path_factory) -> Path:
+    """A library holding two quickly trained styles with LoRA adapters, 'lora-bells' and 'lora-chimes'."""
+    root = tmp_path_factory.mktemp("adapter-library") / "styles"
+    engine = Engine(tiny_base, StyleLibrary(root))
+    fast = LoraSettings(learning_rate=1e-2)  # a few steps must move the adapter visibly
+    engine.train("lora-bells", [style_clips], TrainSettings(steps=4, checkpoint_every=10, adapter=fast))
+    engine.train("lora-chimes", [style_clips / "bell0.wav"],
+                 TrainSettings(steps=3, seed=1, checkpoint_every=10, adapter=LoraSettings(rank=2, alpha=2.0,
+                                                                                          learning_rate=1e-2)))
     return root
 
 

@@ -11,7 +11,14 @@ import soundfile as sf
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from engine import BaseModelMismatchError, Engine, SamplerSettings, SettingsError, StyleLibrary  # noqa: E402
+from engine import (  # noqa: E402
+    AdapterNotSupportedError,
+    BaseModelMismatchError,
+    Engine,
+    SamplerSettings,
+    SettingsError,
+    StyleLibrary,
+)
 from engine.backends import create_backend  # noqa: E402
 from engine.cli import main  # noqa: E402
 from engine.onnx_export import ExportSettings, export_onnx  # noqa: E402
@@ -87,3 +94,24 @@ def test_unsupported_precisions_are_refused(precision, message):
 def test_int8_export_runs_close_to_torch(tiny_base, tmp_path):
     report = export_onnx(tiny_base, tmp_path / "int8", ExportSettings(precision="int8"))
     assert report.relative_errors["unet"] < 0.1 and report.relative_errors["vae_decoder"] < TOLERANCE
+
+
+def test_onnx_backend_refuses_an_adapter_style_in_one_line(tiny_base, adapter_styles_dir, exported, content_wav,
+                                                           tmp_path, capsys):
+    onnx_engine = Engine(tiny_base, StyleLibrary(adapter_styles_dir),
+                         backend=create_backend(tiny_base, "onnx", exported.folder))
+    with pytest.raises(AdapterNotSupportedError, match="LoRA adapter.*--backend torch"):
+        onnx_engine.stylize(content_wav, "lora-bells", SamplerSettings(strength=0.5, steps=2), tmp_path / "o.wav")
+    code = main(["stylize", str(content_wav), "--style", "lora-bells", "--steps", "2", "--backend", "onnx",
+                 "--onnx", str(exported.folder), "--styles-dir", str(adapter_styles_dir), "-o", str(tmp_path / "o.wav"),
+                 "--device", "cpu", "--dtype", "fp32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and "--backend torch" in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_auto_backend_picks_torch_for_an_adapter_style(adapter_styles_dir, exported, content_wav, tmp_path, capsys):
+    common = ["--steps", "2", "--backend", "auto", "--onnx", str(exported.folder), "--styles-dir",
+              str(adapter_styles_dir), "--device", "cpu", "--dtype", "fp32"]
+    assert main(["stylize", str(content_wav), "--style", "lora-bells", "-o", str(tmp_path / "a.wav"), *common]) == 0
+    assert "backend: torch" in capsys.readouterr().err

@@ -304,8 +304,9 @@ def learn_styles(engine: Engine, out: Path, settings: AcceptanceSettings, train:
 
 def train_settings(base: TrainSettings, style_type: str) -> TrainSettings:
     """The trainer's settings for a style type (the adapter it learns, if any)."""
-    adapter = STYLE_TYPES[style_type]
-    return base if adapter is None else replace(base, adapter=adapter)
+    from ..adapters import parse_adapter
+
+    return replace(base, adapter=parse_adapter(STYLE_TYPES[style_type] or "none"))
 
 
 def run_acceptance(
