@@ -93,7 +93,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stylize.add_argument("--stereo", action="store_true", help="stylize each channel (default: a mono mix)")
     stylize.add_argument("--start", type=float, help="region start in seconds")
     stylize.add_argument("--end", type=float, help="region end in seconds")
-    stylize.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.wav next to the input)")
+    stylize.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.wav next to the input, or "
+                                                "INPUT_STYLE-2.wav... if taken); an existing file is refused")
+    stylize.add_argument("--overwrite", action="store_true", help="replace the -o file if it exists")
     stylize.add_argument("--json", action="store_true", help="print the result as JSON")
     add_model_options(stylize, None)
     add_backend_options(stylize)
@@ -218,6 +220,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
+    from .audio import AudioLimits, probe
+    from .outputs import check_output
+
+    probe(args.input, AudioLimits(max_seconds=args.max_seconds))  # the input and the output before the model loads
+    if args.output:
+        check_output(args.output, args.overwrite)
     model = args.model or _style_base_model(args)
     engine = load_engine(args, model)
     mix = engine.style_mix(args.style)
@@ -225,7 +233,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     bar = ProgressBar(f"stylizing with {mix.label}")
     try:
         result = engine.stylize(args.input, args.style, settings, args.output, stereo=args.stereo,
-                                start=args.start, end=args.end, progress=bar)
+                                start=args.start, end=args.end, progress=bar, overwrite=args.overwrite)
     finally:
         bar.close()
     if args.json:

@@ -22,6 +22,8 @@ from .base_model import BaseModel, load_base_model
 from .conditioning import TextConditioner
 from .errors import AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
 from .library import StyleLibrary, check_name
+from .numbers import finite_number
+from .outputs import check_output, fresh_path
 from .presets import preset_for
 from .progress import CancelCheck, Progress, ProgressCallback
 from .sampler import Sampler, SamplerSettings
@@ -153,20 +155,24 @@ class Engine:
         end: float | None = None,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        overwrite: bool = False,
     ) -> StylizeResult:
         """Stylize an audio file (optionally the region ``start``..``end`` seconds) and write the result.
 
-        The output has the input region's sample rate, channel count and exact number of samples.
+        The output has the input region's sample rate, channel count and exact number of samples. Without
+        ``output_path`` it is a fresh ``INPUT_STYLE.wav`` (``-2``, ``-3``... if taken); an existing file is only
+        replaced with ``overwrite``.
         """
         input_path = Path(input_path)
         mix = self.style_mix(style)
         settings = (settings or self.recommended_settings(mix)).validate()
-        output = Path(output_path) if output_path else input_path.with_name(f"{input_path.stem}_{mix.label}.wav")
+        output = Path(output_path) if output_path else fresh_path(input_path.with_name(f"{input_path.stem}_{mix.label}.wav"))
         if output.resolve() == input_path.resolve():
             raise SettingsError("The output file would overwrite the input; choose another output name.")
+        check_output(output, overwrite)
         clip = region(read_audio(input_path, self.settings.limits), start, end, input_path.name)
         samples = self.stylize_samples(clip, mix, settings, stereo, progress, should_cancel)
-        write_audio(output, Clip(samples, clip.sample_rate))
+        write_audio(output, Clip(samples, clip.sample_rate), overwrite=overwrite)
         return StylizeResult(output, clip.sample_rate, clip.channels, clip.num_samples, mix.label, settings)
 
     def stylize_samples(
@@ -230,6 +236,9 @@ def region(clip: Clip, start: float | None, end: float | None, label: str) -> Cl
     """The part of ``clip`` between ``start`` and ``end`` seconds (either may be None)."""
     if start is None and end is None:
         return clip
+    for value, what in ((start, "start"), (end, "end")):
+        if value is not None:
+            finite_number(value, f"{what} (seconds)")
     first = 0 if start is None else int(round(start * clip.sample_rate))
     last = clip.num_samples if end is None else int(round(end * clip.sample_rate))
     if first < 0 or last > clip.num_samples or first >= last:

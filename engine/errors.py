@@ -40,6 +40,18 @@ class BaseModelMismatchError(RestyleError):
     code = "model_mismatch"
 
 
+class OutputExistsError(RestyleError):
+    """The output file already exists and would be replaced."""
+
+    code = "output_exists"
+
+
+class DamagedStyleError(RestyleError):
+    """A style's folder is incomplete or its files are damaged."""
+
+    code = "damaged_style"
+
+
 class SettingsError(RestyleError):
     """A knob or option is out of range, or a name is not allowed."""
 

@@ -211,7 +211,7 @@ def _stylize(engine: Engine, content: Path, style: str, sampler: SamplerSettings
     """Stylize into ``out/stylized`` (named by content, style, scale and strength); return the result's features."""
     path = out / "stylized" / f"{content.stem}_{style}_scale{sampler.scale:g}_s{sampler.strength:g}.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine.stylize(content, style, sampler, path, progress=progress)
+    engine.stylize(content, style, sampler, path, progress=progress, overwrite=True)  # its own scratch folder
     return features(path, engine.converter)
 
 
