@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import atomic_path
-from .audio import AudioLimits, fit_length, read_audio, resample
+from .audio import AudioLimits, check_audio_path, fit_length, probe, read_audio, resample
 from .backends import TorchVae
 from .base_model import BaseModel
 from .conditioning import TextConditioner
@@ -71,10 +71,8 @@ def collect_clips(paths: list[str | Path]) -> list[Path]:
     for path in map(Path, paths):
         if path.is_dir():
             clips.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES))
-        elif path.exists():
-            clips.append(path)
         else:
-            raise AudioError(f"Audio file not found: {path}")
+            clips.append(check_audio_path(path))
     if not clips:
         raise AudioError("No style clips given: pass audio files or a folder holding .wav/.flac/.ogg/.mp3 files.")
     return clips
@@ -149,6 +147,8 @@ class StyleTrainer:
         """Train and return the style (the caller saves it). Checkpoints go to ``checkpoint`` every N steps."""
         settings.validate()
         started = time.monotonic()
+        for path in clips:  # every clip is checked before any is read in full
+            probe(path, self.limits)
         clip_prints = [file_fingerprint(p) for p in clips]
         run_key = {"base": self.base.fingerprint, "clips": clip_prints, "settings": settings.run_key()}
         latents = self.encode(self.clip_windows(clips, settings.window_hop))
