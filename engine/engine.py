@@ -22,6 +22,7 @@ from .base_model import BaseModel, load_base_model
 from .conditioning import TextConditioner
 from .errors import AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
 from .library import StyleLibrary, check_name
+from .loudness import match_loudness
 from .numbers import finite_number
 from .outputs import check_output, fresh_path
 from .presets import preset_for
@@ -208,6 +209,7 @@ class Engine:
         result = fit_length(resample(joined, fmt.sample_rate, clip.sample_rate), clip.num_samples)
         if not stereo:
             result = np.repeat(result, clip.channels, axis=0)
+        result = match_loudness(result, clip.samples, clip.sample_rate)
         return np.ascontiguousarray(result, dtype=np.float32)
 
     def stylize_windows(
@@ -219,7 +221,8 @@ class Engine:
         latents = self.sampler.sample(latents, mix, settings, on_step, should_cancel)
         decoded = self.decode(latents)
         generator = torch.Generator().manual_seed(settings.seed)
-        # Every window's loudness follows its input: the image is scaled back by the input's maximum.
+        # Every window's level follows its input (the image is scaled back by the input's maximum); the whole
+        # clip's loudness and peak are set afterwards (loudness.py).
         audio = self.converter.image_to_audio(decoded, maxima, generator)
         return audio.cpu()
 
