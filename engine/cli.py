@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from .base_model import DEFAULT_MODEL, TINY
-from .errors import BaseModelMismatchError, RestyleError
+from .errors import BaseModelMismatchError, DamagedStyleError, RestyleError
 from .library import StyleLibrary
 from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE, MINI
 from .mini.commands import add_mini_command, cmd_mini
@@ -267,16 +267,7 @@ def _style_base_model(args: argparse.Namespace) -> str:
 def cmd_styles(args: argparse.Namespace) -> int:
     library = StyleLibrary(args.styles_dir)
     if args.action == "list":
-        infos = [library.info(name) for name in library.names()]
-        if args.json:
-            print(json.dumps([{**_summary(i), "shipped": library.is_shipped(i.name)} for i in infos]))
-        elif all(library.is_shipped(i.name) for i in infos):
-            print(f"No styles of your own yet in {library.root}. Train one with: restyle train NAME CLIPS...")
-        for info in infos if not args.json else []:
-            noise = "  (tiny model: noise)" if info.produces_noise else ""
-            shipped = "  (shipped with Restyle)" if library.is_shipped(info.name) else ""
-            print(f"{info.name:24s} scale {info.recommended_scale:<4} strength {info.recommended_strength:<5} "
-                  f"base {info.base_model}{noise}{shipped}")
+        _list_styles(library, args.json)
     elif args.action == "show":
         info = library.info(args.name)
         data = info.to_dict()
@@ -293,6 +284,29 @@ def cmd_styles(args: argparse.Namespace) -> int:
         library.rename(args.old, args.new)
         print(f"Renamed style '{args.old}' to '{args.new}'.")
     return 0
+
+
+def _list_styles(library: StyleLibrary, as_json: bool) -> None:
+    """Every style, one line each; a damaged one says what is wrong and how to remove it, the others still work."""
+    infos, damaged = [], {}
+    for name in library.names():
+        try:
+            infos.append(library.info(name))
+        except DamagedStyleError as exc:
+            damaged[name] = str(exc)
+    if as_json:
+        print(json.dumps([{**_summary(i), "shipped": library.is_shipped(i.name)} for i in infos]
+                         + [{"name": name, "damaged": why} for name, why in damaged.items()]))
+        return
+    if not damaged and all(library.is_shipped(i.name) for i in infos):
+        print(f"No styles of your own yet in {library.root}. Train one with: restyle train NAME CLIPS...")
+    for info in infos:
+        noise = "  (tiny model: noise)" if info.produces_noise else ""
+        shipped = "  (shipped with Restyle)" if library.is_shipped(info.name) else ""
+        print(f"{info.name:24s} scale {info.recommended_scale:<4} strength {info.recommended_strength:<5} "
+              f"base {info.base_model}{noise}{shipped}")
+    for name, why in damaged.items():
+        print(f"{name:24s} DAMAGED: {why}")
 
 
 def _summary(info) -> dict:

@@ -20,7 +20,7 @@ from .audio import AudioLimits, Clip, check_samples, fit_length, read_audio, res
 from .backends import Backend, create_backend
 from .base_model import BaseModel, load_base_model
 from .conditioning import TextConditioner
-from .errors import AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
+from .errors import AudioError, BaseModelMismatchError, DamagedStyleError, SettingsError, StyleExistsError
 from .library import StyleLibrary, check_name
 from .loudness import match_loudness
 from .numbers import finite_number
@@ -29,7 +29,7 @@ from .presets import preset_for
 from .progress import CancelCheck, Progress, ProgressCallback
 from .sampler import Sampler, SamplerSettings
 from .spectrogram import SpectrogramConverter, image_to_model_input, model_output_to_image
-from .style import Style, StyleInfo, StyleMix, parse_style_mix
+from .style import INFO_FILE, WEIGHTS_FILE, Style, StyleInfo, StyleMix, parse_style_mix
 from .training import StyleTrainer, TrainSettings, collect_clips
 from .windows import join, split
 
@@ -85,7 +85,7 @@ class Engine:
     # -- styles -------------------------------------------------------------------------------------------------
     def style(self, name: str) -> Style:
         """A style from the library, loaded once and kept warm (reloaded if its files change)."""
-        stamp = (self.library.locate(name) / "style.json").stat().st_mtime if name in self.library else None
+        stamp = _stamp(self.library.locate(name))
         cached = self._styles.get(name)
         if cached is None or cached[0] != stamp:
             style = self.library.load(name, self.base.device)
@@ -94,9 +94,14 @@ class Engine:
         return self._styles[name][1]
 
     def style_names(self) -> list[str]:
-        """The library's styles that this engine's base model can use (trained on these very weights)."""
-        return [name for name in self.library.names()
-                if self.library.info(name).base_fingerprint == self.base.fingerprint]
+        """The library's styles that this engine's base model can use (trained on these very weights; not damaged)."""
+        return [name for name in self.library.names() if self._usable(name)]
+
+    def _usable(self, name: str) -> bool:
+        try:
+            return self.library.info(name).base_fingerprint == self.base.fingerprint
+        except DamagedStyleError:
+            return False
 
     def check_compatible(self, info: StyleInfo) -> None:
         if info.base_fingerprint != self.base.fingerprint:
@@ -233,6 +238,12 @@ class Engine:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents -> spectrogram images as float pixel values."""
         return model_output_to_image(self.backend.vae.decode(latents / self.base.vae_scale))
+
+
+def _stamp(folder: Path) -> tuple:
+    """Changes when a style's files change (a missing file counts as a change too)."""
+    files = [folder / INFO_FILE, folder / WEIGHTS_FILE]
+    return tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else None for f in files)
 
 
 def region(clip: Clip, start: float | None, end: float | None, label: str) -> Clip:
