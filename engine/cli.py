@@ -6,15 +6,19 @@ Errors from the engine are caught here, once, and printed as one line on stderr 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from .base_model import DEFAULT_MODEL, TINY
-from .errors import BaseModelMismatchError, DamagedStyleError, RestyleError
+from .errors import BaseModelMismatchError, CancelledError, DamagedStyleError, RestyleError
 from .library import StyleLibrary
 from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE, MINI
 from .mini.commands import add_mini_command, cmd_mini
@@ -72,7 +76,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float, default=defaults.learning_rate, help="AdamW learning rate")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N")
+    train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N",
+                       help="save a checkpoint every N steps...")
+    train.add_argument("--checkpoint-seconds", type=float, default=defaults.checkpoint_seconds, metavar="S",
+                       help="...and at least every S seconds (default: a minute)")
     train.add_argument("--init-word", default=defaults.init_word, help="word whose embedding the style starts from")
     train.add_argument("--preset", help="recommended scale/strength from presets/styles (default: the preset "
                                          "named like the style, else 5.0 / 0.7)")
@@ -201,12 +208,18 @@ def note(message: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size, seed=args.seed,
-                             checkpoint_every=args.checkpoint_every, init_word=args.init_word).validate()
+                             checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
+                             init_word=args.init_word).validate()
     engine = load_engine(args, args.model)
     bar = ProgressBar(f"training {args.name}")
     try:
-        style = engine.train(args.name, args.clips, settings, resume=args.resume, overwrite=args.overwrite,
-                             progress=bar, preset=args.preset)
+        with stop_requests() as stop:  # Ctrl-C or SIGTERM: a checkpoint at the next step, then exit
+            style = engine.train(args.name, args.clips, settings, resume=args.resume, overwrite=args.overwrite,
+                                 progress=bar, preset=args.preset, should_cancel=stop.is_set)
+    except CancelledError as exc:
+        bar.close()
+        print(f"restyle: interrupted: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         bar.close()
     folder = engine.library.folder(style.name)
@@ -217,6 +230,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"Trained style '{style.name}' ({len(history)} steps, last loss {history[-1]:.4f}): {folder}")
     return 0
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """An event set by the first Ctrl-C or SIGTERM (a second one interrupts at once), for work that stops cleanly."""
+    stop = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        stop.set()
+        signal.signal(signum, previous[signum])
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -433,7 +463,7 @@ def run(parser: argparse.ArgumentParser, commands: dict, argv: list[str] | None 
         print(f"restyle: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("restyle: interrupted; no output file was written (training resumes with --resume).", file=sys.stderr)
+        print("restyle: interrupted; no half-written file was left.", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

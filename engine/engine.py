@@ -137,15 +137,17 @@ class Engine:
         """
         check_name(name)
         recommended = preset_for(name, preset)
-        if name in self.library and not self.library.is_shipped(name) and not overwrite and not resume:
-            raise StyleExistsError(f"A style named '{name}' already exists; pick another name or use --overwrite.")
         paths = collect_clips(list(clips))
-        trainer = StyleTrainer(self.base, self.conditioner, self.settings.limits)
-        checkpoint = self.library.checkpoint_path(name)
-        style = trainer.train(name, paths, settings, checkpoint, resume, progress, should_cancel)
-        style.info.recommended_scale, style.info.recommended_strength = recommended.scale, recommended.strength
-        self.library.save(style, overwrite=overwrite)
-        checkpoint.unlink(missing_ok=True)
+        with self.library.training_lock(name):
+            if name in self.library and not self.library.is_shipped(name) and not overwrite:
+                raise StyleExistsError(f"A style named '{name}' already exists; pick another name or use --overwrite.")
+            trainer = StyleTrainer(self.base, self.conditioner, self.settings.limits)
+            checkpoint = self.library.checkpoint_path(name)
+            style = trainer.train(name, paths, settings, checkpoint, resume, progress, should_cancel)
+            style.info.recommended_scale, style.info.recommended_strength = recommended.scale, recommended.strength
+            self.library.save(style, overwrite=overwrite)
+            checkpoint.unlink(missing_ok=True)
+        self.library.remove_checkpoint(name)
         self._styles.pop(name, None)
         return style
 

@@ -46,6 +46,12 @@ class OutputExistsError(RestyleError):
     code = "output_exists"
 
 
+class BusyError(RestyleError):
+    """Another process is doing the same work right now (e.g. training a style of the same name)."""
+
+    code = "busy"
+
+
 class DamagedStyleError(RestyleError):
     """A style's folder is incomplete or its files are damaged."""
 

@@ -7,6 +7,7 @@ same name hides the shipped one. Writes are atomic: a style appears complete or 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import torch
 
 from .atomic import atomic_folder, write_json
 from .errors import SettingsError, StyleExistsError, StyleNotFoundError
+from .locks import exclusive
 from .mini import STYLES_DIR as SHIPPED_STYLES_DIR
 from .style import INFO_FILE, Style, StyleInfo, read_info
 from .style_check import check_style
@@ -139,3 +141,16 @@ class StyleLibrary:
     def checkpoint_path(self, name: str) -> Path:
         """Where an unfinished training run of ``name`` keeps its checkpoint."""
         return self.root / CHECKPOINTS / check_name(name) / "checkpoint.pt"
+
+    def training_lock(self, name: str):
+        """Held while ``name`` trains: a second run of the same name is refused at once (released by any exit)."""
+        return exclusive(self.root / CHECKPOINTS / f"{check_name(name)}.lock",
+                         f"Style '{name}' is being trained by another run right now; wait for it or pick another name.")
+
+    def remove_checkpoint(self, name: str) -> None:
+        """Delete a finished run's checkpoint and the folders it leaves empty."""
+        checkpoint = self.checkpoint_path(name)
+        checkpoint.unlink(missing_ok=True)
+        for folder in (checkpoint.parent, checkpoint.parent.parent):
+            with contextlib.suppress(OSError):  # not empty: another run's checkpoint or lock is there
+                folder.rmdir()

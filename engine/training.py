@@ -41,6 +41,7 @@ class TrainSettings:
     batch_size: int = 1
     seed: int = 0
     checkpoint_every: int = 250
+    checkpoint_seconds: float = 60.0  # ...and at least this often, so a killed run loses at most about a minute
     init_word: str = "music"
     window_hop: float = 0.25  # training windows start every quarter window along clips longer than one
 
@@ -53,6 +54,8 @@ class TrainSettings:
             raise SettingsError(f"batch size {self.batch_size} is out of range: use 1 to 64.")
         if self.checkpoint_every < 1:
             raise SettingsError("checkpoint-every must be at least 1 step.")
+        if not 0 < self.checkpoint_seconds < float("inf"):
+            raise SettingsError("checkpoint-seconds must be a number of seconds above 0.")
         if not 0 < self.window_hop <= 1:
             raise SettingsError("window hop must be a fraction of a window in (0, 1].")
         return self
@@ -60,8 +63,8 @@ class TrainSettings:
     def run_key(self) -> dict:
         """Settings that must match for a checkpoint to be resumed (the step count may grow)."""
         data = asdict(self)
-        data.pop("steps")
-        data.pop("checkpoint_every")
+        for how_long_or_often in ("steps", "checkpoint_every", "checkpoint_seconds"):
+            data.pop(how_long_or_often)
         return data
 
 
@@ -166,6 +169,7 @@ class StyleTrainer:
                 raise CheckpointError(f"The checkpoint is at step {step}; ask for more than {step} steps to continue.")
 
         module.train()
+        last_saved = time.monotonic()
         while step < settings.steps:
             if should_cancel is not None and should_cancel():
                 _save_checkpoint(checkpoint, run_key, step, module, optimizer, generator, history)
@@ -179,8 +183,10 @@ class StyleTrainer:
             history.append(round(loss.item(), 6))
             if not math.isfinite(history[-1]):
                 raise SettingsError("Training diverged (loss is not a number); lower the learning rate.")
-            if step % settings.checkpoint_every == 0 and step < settings.steps:
+            due = step % settings.checkpoint_every == 0 or time.monotonic() - last_saved >= settings.checkpoint_seconds
+            if due and step < settings.steps:
                 _save_checkpoint(checkpoint, run_key, step, module, optimizer, generator, history)
+                last_saved = time.monotonic()
             if progress is not None:
                 progress(Progress("train", step, settings.steps, loss=history[-1]))
 
@@ -223,7 +229,8 @@ def _save_checkpoint(path: Path, run_key: dict, step: int, module, optimizer, ge
 
 def _load_checkpoint(path: Path, run_key: dict, module, optimizer, generator) -> tuple[int, list[float]]:
     if not path.is_file():
-        raise CheckpointError("There is no checkpoint to resume for this style; start it without --resume.")
+        raise CheckpointError("There is no checkpoint to resume for this style (the run stopped before its first "
+                              "one); start it again without --resume.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
