@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 import torch
 
-from .atomic import atomic_folder, write_json
+from .atomic import atomic_folder, clean_leftovers, write_json
 from .errors import SettingsError, StyleExistsError, StyleNotFoundError
 from .locks import exclusive
 from .mini import STYLES_DIR as SHIPPED_STYLES_DIR
@@ -151,6 +151,7 @@ class StyleLibrary:
         """Delete a finished run's checkpoint and the folders it leaves empty."""
         checkpoint = self.checkpoint_path(name)
         checkpoint.unlink(missing_ok=True)
+        clean_leftovers(checkpoint)  # half-written checkpoints of killed runs
         for folder in (checkpoint.parent, checkpoint.parent.parent):
             with contextlib.suppress(OSError):  # not empty: another run's checkpoint or lock is there
                 folder.rmdir()
