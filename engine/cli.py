@@ -92,7 +92,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stylize = commands.add_parser("stylize", help="re-render an audio file in a style")
     stylize.add_argument("input", help="audio file")
     stylize.add_argument("--style", required=True, help="a style name, or a blend such as bird:0.7,chime:0.3")
-    stylize.add_argument("--strength", type=float, help="0..1: how far from the original (style's default)")
+    stylize.add_argument("--strength", type=float,
+                         help="above 0, up to 1: how far from the original (style's default)")
     stylize.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
     stylize.add_argument("--steps", type=int, default=SamplerSettings().steps)
     stylize.add_argument("--seed", type=int, default=0)
@@ -154,7 +155,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--style", default=DEMO_STYLE,
                       help=f"style or blend (default {DEMO_STYLE}; shipped: {', '.join(BUNDLED_STYLES)})")
     demo.add_argument("--content", default=str(DEMO_CONTENT), help="audio file to stylize (default: a piano melody)")
-    demo.add_argument("--strength", type=float, help="0..1: how far from the original (style's default)")
+    demo.add_argument("--strength", type=float,
+                      help="above 0, up to 1: how far from the original (style's default)")
     demo.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
     demo.add_argument("--steps", type=int, default=SamplerSettings().steps)
     demo.add_argument("--seed", type=int, default=0)

@@ -174,7 +174,8 @@ class Engine:
         input_path = Path(input_path)
         mix = self.style_mix(style)
         settings = (settings or self.recommended_settings(mix)).validate()
-        output = Path(output_path) if output_path else fresh_path(input_path.with_name(f"{input_path.stem}_{mix.label}.wav"))
+        default = input_path.with_name(f"{input_path.stem}_{mix.label}.wav")
+        output = Path(output_path) if output_path else fresh_path(default)
         if output.resolve() == input_path.resolve():
             raise SettingsError("The output file would overwrite the input; choose another output name.")
         check_output(output, overwrite)

@@ -140,3 +140,12 @@ def _restyle_bridge(*args):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-m", "bridge.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
+
+
+def test_strength_zero_is_explained_and_the_help_says_above_zero(tmp_path, cli, lib, content_wav, capsys):
+    run = cli("stylize", content_wav, "--style", "bells", "--strength", "0", "-o", tmp_path / "out.wav", *lib)
+    _one_line_error(run, "above 0", "would change nothing")
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "above 0, up to 1: how far from the original" in help_text and "0..1: how far" not in help_text
