@@ -19,16 +19,6 @@ QUICK = ["--model", "tiny", "--steps", "2", "--strength", "0.5"]
 
 
 @pytest.fixture
-def cli(capsys):
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
-@pytest.fixture
 def lib(styles_dir):
     return ["--styles-dir", styles_dir]
 

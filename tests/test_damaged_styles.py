@@ -2,12 +2,10 @@
 
 import json
 import shutil
-import subprocess
 
 import pytest
 
 from bridge.client import RestyleClient
-from engine.cli import main
 from tests.bridge_helpers import running_server
 
 
@@ -39,15 +37,6 @@ def library(styles_dir, tmp_path):
     copy = tmp_path / "styles"
     shutil.copytree(styles_dir, copy)
     return copy
-
-
-@pytest.fixture
-def cli(capsys):
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-    return run
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))
