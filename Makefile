@@ -9,6 +9,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	# Judges for `restyle mini acceptance` that ship their pretrained weights in their wheels; --no-deps because
+	# their metadata pins old numpy/librosa/TensorFlow they do not need (their real needs are in the test extra).
+	$(VENV)/bin/pip install --quiet --no-deps aisfx==0.1.2 basic-pitch==0.4.0
 	touch $(STAMP)
 
 demo: $(STAMP)

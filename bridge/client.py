@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.osc_packet import OscPacket
 
-from engine import RestyleError
+from engine.errors import RestyleError
 
-from .protocol import ROOT
+from .wire import DEFAULT_PORT, ROOT
 
 
 class ServerError(RestyleError):
@@ -36,7 +36,7 @@ class Event:
 
 
 class RestyleClient:
-    def __init__(self, host: str = "127.0.0.1", port: int = 9100, timeout: float = 2.0, retries: int = 2):
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout: float = 2.0, retries: int = 2):
         self.server = (host, port)
         self.timeout = timeout
         self.retries = retries

@@ -18,8 +18,8 @@ from pythonosc.osc_message_builder import build_msg
 from engine import SettingsError
 
 from .protocol import RestyleProtocol
+from .wire import DEFAULT_PORT
 
-DEFAULT_PORT = 9100  # clear of AbletonOSC (11000/11001), common REAPER OSC setups (8000/9000) and 8080
 MAX_DATAGRAM = 65535
 
 

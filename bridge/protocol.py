@@ -30,8 +30,8 @@ from engine.library import check_name
 from .jobs import CANCELLED, DONE, FAILED, RUNNING, Job, JobQueue
 from .knobs import Knobs
 from .paths import OutputReservations, PathPolicy
+from .wire import ROOT
 
-ROOT = "/restyle"
 VERSION = "1"
 RETRY_WINDOW = 120.0  # seconds in which the same request from the same client is a retry; later a new request
 REGISTRATION_SECONDS = 600.0  # a hello registration lapses after this long without a request from its client

@@ -3,33 +3,39 @@
 The public surface is small: :class:`Engine` (load once, then train / stylize many times), the settings
 dataclasses, :class:`Progress`, and the exceptions (all :class:`RestyleError`). It knows nothing of OSC, MIDI
 or DAWs; the ``bridge`` package builds on it.
+
+Names are imported on first use, so ``from engine import RestyleError`` (what a DAW's ``restyle send`` needs)
+does not load torch, diffusers and transformers.
 """
 
-from .audio import AudioLimits, Clip, read_audio, write_audio
-from .base_model import DEFAULT_MODEL, RIFFUSION, TINY, BaseModel, load_base_model
-from .engine import Engine, EngineSettings, StylizeResult
-from .errors import (
-    AudioError,
-    BaseModelMismatchError,
-    CancelledError,
-    CheckpointError,
-    ModelNotFoundError,
-    RestyleError,
-    SettingsError,
-    StyleExistsError,
-    StyleNotFoundError,
-)
-from .library import StyleLibrary
-from .progress import Progress
-from .sampler import SamplerSettings
-from .spectrogram import SpectrogramConverter, SpectrogramFormat
-from .style import Style, StyleInfo
-from .training import TrainSettings
+from importlib import import_module
 
-__all__ = [
-    "AudioError", "AudioLimits", "BaseModel", "BaseModelMismatchError", "CancelledError", "CheckpointError", "Clip",
-    "DEFAULT_MODEL", "Engine", "EngineSettings", "ModelNotFoundError", "Progress", "RIFFUSION", "RestyleError",
-    "SamplerSettings", "SettingsError", "SpectrogramConverter", "SpectrogramFormat", "Style", "StyleExistsError",
-    "StyleInfo", "StyleLibrary", "StyleNotFoundError", "StylizeResult", "TINY", "TrainSettings", "load_base_model",
-    "read_audio", "write_audio",
-]
+_MODULES = {
+    "audio": ["AudioLimits", "Clip", "read_audio", "write_audio"],
+    "base_model": ["DEFAULT_MODEL", "RIFFUSION", "TINY", "BaseModel", "load_base_model"],
+    "engine": ["Engine", "EngineSettings", "StylizeResult"],
+    "errors": ["AudioError", "BaseModelMismatchError", "CancelledError", "CheckpointError", "ModelNotFoundError",
+               "RestyleError", "SettingsError", "StyleExistsError", "StyleNotFoundError"],
+    "library": ["StyleLibrary"],
+    "progress": ["Progress"],
+    "sampler": ["SamplerSettings"],
+    "spectrogram": ["SpectrogramConverter", "SpectrogramFormat"],
+    "style": ["Style", "StyleInfo"],
+    "training": ["TrainSettings"],
+}
+_HOME = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> object:
+    """Import the submodule that defines ``name`` the first time it is asked for."""
+    if name not in _HOME:
+        raise AttributeError(f"module 'engine' has no attribute '{name}'")
+    value = getattr(import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,7 @@
 """The ``restyle`` command line: train, stylize, styles, evaluate, export-onnx, demo, mini.
 
-Errors from the engine are caught here, once, and printed as one line on stderr with a non-zero exit.
+Errors from the engine are caught once (engine/console.py's ``run``) and printed as one line on stderr with a
+non-zero exit.
 """
 
 from __future__ import annotations
@@ -8,28 +9,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
-import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from .base_model import DEFAULT_MODEL, TINY
-from .errors import BaseModelMismatchError, CancelledError, DamagedStyleError, RestyleError
+from .console import EXIT_ERROR, EXIT_INTERRUPTED, ProgressBar, new_parser, note, run  # noqa: F401 (re-exported)
+from .errors import BaseModelMismatchError, CancelledError, DamagedStyleError
 from .library import StyleLibrary
 from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE, MINI
 from .mini.commands import add_mini_command, cmd_mini
-from .progress import Progress
 from .sampler import SamplerSettings
 from .style import parse_style_mix
 from .training import TrainSettings
-
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
-
 
 # -- argument parsing ---------------------------------------------------------------------------------------------
 def add_model_options(parser: argparse.ArgumentParser, model_default: str | None) -> None:
@@ -52,12 +46,6 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 def add_library_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--styles-dir", default=None,
                         help="style library folder (default: $RESTYLE_HOME/styles or the user data folder)")
-
-
-def new_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    parser = argparse.ArgumentParser(prog="restyle", description="Learn a sound's style from a few clips, then "
-                                     "re-render any clip in that style.")
-    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,32 +155,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 # -- commands -----------------------------------------------------------------------------------------------------
-class ProgressBar:
-    """A tqdm bar on stderr fed by the engine's progress callback; a new bar for each stage."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.bar = None
-        self.stage = None
-
-    def __call__(self, progress: Progress) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None or progress.stage != self.stage:
-            self.close()
-            self.stage = progress.stage
-            self.bar = tqdm(total=progress.total, desc=f"{self.label} ({progress.stage})", unit="step",
-                            file=sys.stderr, dynamic_ncols=True, initial=progress.done - 1)
-        self.bar.update(progress.done - self.bar.n)
-        if progress.loss is not None:
-            self.bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def load_engine(args: argparse.Namespace, model: str):
     from .audio import AudioLimits
     from .engine import Engine, EngineSettings
@@ -202,10 +164,6 @@ def load_engine(args: argparse.Namespace, model: str):
                          getattr(args, "backend", "torch"), getattr(args, "onnx", None))
     note(f"base model: {engine.base.describe()}; backend: {engine.backend.detail or engine.backend.name}")
     return engine
-
-
-def note(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -443,30 +401,8 @@ COMMANDS = {"evaluate": cmd_evaluate, "export-onnx": cmd_export_onnx, "train": c
             "mini": cmd_mini}
 
 
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    logging.getLogger("diffusers").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-
-
 def main(argv: list[str] | None = None) -> int:
     return run(build_parser(), COMMANDS, argv)
-
-
-def run(parser: argparse.ArgumentParser, commands: dict, argv: list[str] | None = None) -> int:
-    """Parse, run the command, and turn every RestyleError into one line on stderr and exit status 1."""
-    args = parser.parse_args(argv)
-    _quiet_libraries()
-    try:
-        return commands[args.command](args)
-    except RestyleError as exc:
-        print(f"restyle: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("restyle: interrupted; no half-written file was left.", file=sys.stderr)
-        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

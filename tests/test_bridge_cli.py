@@ -45,6 +45,7 @@ def test_status_shows_queue_and_knobs(server, capsys):
     assert main(["status", "--port", str(server.udp_port), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["queued"] == 0 and report["knobs"]["style"] == "bells"
+    assert report["styles"] == ["bells", "chimes"]  # what REAPER's "choose style" menu lists
 
 
 def test_status_without_a_server_fails(capsys):
@@ -86,3 +87,55 @@ def test_result_file_holds_the_outcome_for_daw_scripts(server, content_wav, tmp_
     failure = json.loads(error_file.read_text())
     assert failure["ok"] is False and failure["code"] == "unknown_style" and "owl" in failure["error"]
     capsys.readouterr()
+
+
+def test_progress_file_exists_at_once_and_ends_done(server, content_wav, tmp_path, capsys):
+    progress, log = tmp_path / "progress.json", tmp_path / "job.log"
+    assert main(["send", str(content_wav), "--port", str(server.udp_port), "--progress-file", str(progress),
+                 "--log", str(log)]) == 0
+    state = json.loads(progress.read_text())
+    assert state["state"] == "done" and state["job"].startswith("job-") and state["fraction"] == 1.0
+    lines = log.read_text().splitlines()
+    assert "accepted" in lines[0] and any("%" in line for line in lines) and "done" in lines[-1]
+    capsys.readouterr()
+
+
+def test_result_file_holds_failures_that_are_not_restyle_errors(tmp_path, capsys, monkeypatch):
+    from bridge import client_cli
+
+    def broken(*_args):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(client_cli.RestyleClient, "request", broken)
+    result = tmp_path / "r.json"
+    assert main(["send", str(tmp_path / "a.wav"), "--port", str(free_port()), "--result-file", str(result)]) == 1
+    assert json.loads(result.read_text()) == {"ok": False, "code": "internal",
+                                              "error": "OSError: Network is unreachable"}
+    assert capsys.readouterr().err.strip() == "restyle: error: OSError: Network is unreachable"
+
+
+def test_result_file_says_when_no_server_answers(tmp_path, capsys):
+    result = tmp_path / "r.json"
+    assert main(["send", str(tmp_path / "a.wav"), "--port", str(free_port()), "--timeout", "0.2",
+                 "--result-file", str(result)]) == 1
+    assert json.loads(result.read_text())["code"] == "no_server"
+    capsys.readouterr()
+
+
+def test_learn_uses_the_running_servers_model(server, style_clips, tmp_path, capsys):
+    result = tmp_path / "learned.json"
+    assert main(["learn", "gongs", str(style_clips / "bell1.wav"), "--port", str(server.udp_port),
+                 "--result-file", str(result), "--log", str(tmp_path / "learn.log")]) == 0
+    assert json.loads(result.read_text())["style"] == "gongs"
+    assert "gongs" in server.protocol.engine.style_names()
+    assert "learned style gongs" in (tmp_path / "learn.log").read_text()
+    capsys.readouterr()
+
+
+def test_cancel_cancels_a_queued_job(server, content_wav, capsys):
+    port = str(server.udp_port)
+    for _ in range(2):
+        assert main(["send", str(content_wav), "--port", port, "--steps", "50", "--no-wait"]) == 0
+    last = capsys.readouterr().out.split()[-1]
+    assert main(["cancel", last, "--port", port]) == 0
+    assert capsys.readouterr().out.strip() == f"{last} cancelled"

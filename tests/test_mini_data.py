@@ -11,8 +11,8 @@ from engine.errors import RestyleError
 from engine.mini.acceptance import chroma_correlation, log_mel_distance
 from engine.mini.architecture import MINI_SPECTROGRAM, build_tokenizer
 from engine.mini.melodies import melody, phrase, to_midi
-from engine.mini.render import INSTRUMENTS, instrument, render_notes
-from engine.mini.train import VOCABULARY
+from engine.mini.corpus import corpus_words, effect_caption, recording_caption, training_instruments
+from engine.mini.render import HELD_OUT, INSTRUMENTS, instrument, render_notes
 from engine.spectrogram import SpectrogramConverter
 from engine.synth import chord
 from engine.synth import melody as synth_melody
@@ -22,8 +22,9 @@ needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None,
 
 
 def test_every_caption_word_and_the_placeholder_are_single_tokens():
-    tokenizer = build_tokenizer(VOCABULARY)
-    for inst in INSTRUMENTS:
+    captions = [inst.name for inst in training_instruments()] + ["piano and violin", "distorted piano with reverb"]
+    tokenizer = build_tokenizer(corpus_words(captions))
+    for inst in training_instruments():
         assert len(tokenizer.tokenize(inst.name)) == len(inst.name.split()), inst.name
     assert tokenizer.tokenize("*") == ["*</w>"]
     assert tokenizer.tokenize("music") == ["music"]  # the style module's initial word
@@ -80,3 +81,24 @@ def test_distance_and_chroma_measures_tell_same_from_different():
     assert chroma_correlation(a, a, rate) == pytest.approx(1.0)
     assert chroma_correlation(a, b, rate) < 0.5
     assert chroma_correlation(a, chord([261.6], 2.0, rate), rate) < 0.9
+
+
+def test_the_training_set_covers_every_program_but_the_held_out_ones():
+    names = {inst.name for inst in training_instruments()}
+    assert len(INSTRUMENTS) == 129  # 128 General MIDI programs and the drum kit
+    assert len(HELD_OUT) >= 8 and not names & set(HELD_OUT)
+    words = set(corpus_words(sorted(names)))
+    assert not {"bassoon", "shamisen", "bagpipe", "koto", "ocarina"} & words  # held-out names are never trained
+
+
+def test_captions_say_what_is_heard():
+    assert effect_caption("piano", ("distorted", "reverb")) == "distorted piano with reverb"
+    assert effect_caption("flute", ("chorus", "reverb")) == "flute with chorus and reverb"
+    from pathlib import Path
+
+    assert recording_caption(Path("bd_haus.flac")) == "kick drum recording"
+    assert recording_caption(Path("loop_amen.flac")) == "drum loop recording"
+    assert recording_caption(Path("loop_tabla.flac")) is None  # a held-out family: acceptance group (c)
+    assert recording_caption(Path("tabla_na.flac")) is None
+    assert recording_caption(Path("guit_harmonics.flac")) is None
+    assert recording_caption(Path("ambi_glass_hum.flac")) is None

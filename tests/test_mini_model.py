@@ -70,21 +70,30 @@ def test_demo_writes_content_stylized_audio_and_a_side_by_side_picture(tmp_path,
 @needs_fluidsynth
 def test_acceptance_script_runs_on_a_tiny_subset(tmp_path, capsys):
     out = tmp_path / "acceptance"
-    code = main(["mini", "acceptance", "--model", "tiny", "--out", str(out), "--targets", "accordion", "--pairs", "2",
-                 "--strength", "0.3,0.7", "--sampling-steps", "4", "--train-steps", "2",
-                 "--styles-dir", str(tmp_path / "styles")])
+    code = main(["mini", "acceptance", "--model", "tiny", "--out", str(out), "--groups", "a,c", "--targets",
+                 "accordion", "--recordings", "glass", "--style-types", "tve", "--pairs", "2", "--strength", "0.7",
+                 "--sampling-steps", "4", "--train-steps", "2", "--styles-dir", str(tmp_path / "styles")])
     assert code == 0
     results = json.loads((out / "acceptance.json").read_text())
-    assert len(results["rows"]) == 4  # 2 pairs x 2 strengths
-    assert {r["strength"] for r in results["rows"]} == {0.3, 0.7}
-    assert all(r["content_instrument"] != "accordion" for r in results["rows"])
-    assert "| 0.3 | all | 2 |" in (out / "acceptance.md").read_text()
-    assert "reduction" in capsys.readouterr().out
+    assert len(results["rows"]) == 4  # 2 targets x 2 pairs x 1 strength
+    assert {r["strength"] for r in results["rows"]} == {0.7}
+    assert {r["content_effect"] for r in results["rows"] if r["group"] == "a"} == {"dry", "reverb"}
+    in_distribution = [r for r in results["rows"] if r["group"] == "a"]
+    recordings = [r for r in results["rows"] if r["group"] == "c"]
+    assert all("reduction_db" in r and 0.0 <= r["f1_vs_content"] <= 1.0 for r in in_distribution)
+    assert all("reduction_db" not in r and -1.0 <= r["similarity_gain"] <= 2.0 for r in recordings)
+    assert len(results["codec"]) == 4 and all(r["codec_distance_db"] > 0 for r in results["codec"])
+    table = (out / "acceptance.md").read_text()
+    assert "| a | tve | 0.7 | all | 2 |" in table and "Griffin-Lim alone" in table
+    assert "style sim." in capsys.readouterr().out
 
 
 def test_acceptance_settings_default_to_the_published_protocol():
     settings = AcceptanceSettings()
-    assert len(settings.targets) * settings.pairs_per_target >= 20
+    targets = settings.targets()
+    assert {t.group for t in targets} == {"a", "b", "c"}
+    assert sum(t.group == "a" for t in targets) * settings.pairs_per_target >= 20
+    assert {t.style_type for t in targets if t.group in "bc"} == {"tve", "lora"}
     assert settings.strengths == (0.3, 0.5, 0.7)
 
 
@@ -100,6 +109,8 @@ def test_demo_takes_content_at_any_rate_and_channel_count(tmp_path, content_wav)
 @pytest.mark.parametrize("args, message", [
     (["--pairs", "0"], "at least one target, one pair"),
     (["--targets", "kazoo"], "Unknown instrument 'kazoo'"),
+    (["--recordings", "kazoo"], "Unknown recording family 'kazoo'"),
+    (["--groups", "d"], "Unknown acceptance group 'd'"),
     (["--train-steps", "0"], "train for at least 1 step"),
 ])
 def test_bad_acceptance_settings_are_one_line_and_write_nothing(tmp_path, capsys, args, message):

@@ -9,12 +9,15 @@ import torch
 from engine import load_base_model
 from engine.errors import SettingsError
 from engine.mini.architecture import MINI_SPECTROGRAM
-from engine.mini.train import MiniTrainer, MiniTrainSettings
+from engine.mini.corpus import CorpusSettings
+from engine.mini.train import MiniTrainer, MiniTrainSettings, cosine_with_warmup, min_snr_weights, random_crops
 
 pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
 
-SMOKE = MiniTrainSettings(instruments=("piano", "accordion"), seconds_per_instrument=12.0, chunk_frames=256,
-                          vae_steps=2, vae_batch=2, scale_crops=2, unet_steps=3, unet_batch=2, warmup_steps=1, checkpoint_every=1)
+CORPUS = CorpusSettings(instruments=("piano", "accordion"), soundfonts=("fluidr3",), seconds_per_program=12.0,
+                        effect_seconds=6.0, mixtures=1, recordings=False, chunk_frames=256)
+SMOKE = MiniTrainSettings(corpus=CORPUS, vae_steps=2, vae_batch=2, vae_crop=64, scale_crops=2, unet_steps=3,
+                          unet_batch=2, warmup_steps=1, checkpoint_every=1)
 
 
 def test_a_cancelled_run_resumes_and_writes_a_loadable_model(tmp_path):
@@ -25,12 +28,12 @@ def test_a_cancelled_run_resumes_and_writes_a_loadable_model(tmp_path):
         return len([p for p in seen if p.stage == "train unet"]) == 1
 
     with pytest.raises(KeyboardInterrupt):
-        MiniTrainer(work, SMOKE).run(out, progress=seen.append, cancel=cancel_in_unet_phase)
+        MiniTrainer(work, SMOKE, device="cpu").run(out, progress=seen.append, cancel=cancel_in_unet_phase)
     assert torch.load(work / "checkpoint.pt", weights_only=False)["phase"] == "unet"
     assert not out.exists()
 
     resumed = []
-    MiniTrainer(work, SMOKE).run(out, progress=resumed.append)
+    MiniTrainer(work, SMOKE, device="cpu").run(out, progress=resumed.append)
     assert [p.done for p in resumed] == [2, 3]  # only the steps the first run did not finish
     base = load_base_model(str(out), device="cpu", dtype="fp32")
     assert base.spectrogram == MINI_SPECTROGRAM
@@ -38,7 +41,7 @@ def test_a_cancelled_run_resumes_and_writes_a_loadable_model(tmp_path):
     assert base.tokenizer.tokenize("accordion") == ["accordion"]
     assert next(base.unet.parameters()).dtype == torch.float32  # stored in fp16, loaded as fp32
     log = json.loads((out / "training.json").read_text())
-    assert set(log["seconds"]) >= {"render", "vae", "encode", "unet"}
+    assert set(log["seconds"]) >= {"corpus", "vae", "encode", "unet"}
     assert log["settings"]["unet_steps"] == 3
 
 
@@ -47,3 +50,38 @@ def test_a_checkpoint_from_other_settings_is_refused(tmp_path):
     MiniTrainer(work, SMOKE).run(tmp_path / "model")
     with pytest.raises(SettingsError, match="other settings"):
         MiniTrainer(work, MiniTrainSettings(**{**SMOKE.__dict__, "unet_steps": 4})).run(tmp_path / "model2")
+
+
+def test_min_snr_weights_cap_the_easy_timesteps_and_leave_the_hard_ones():
+    alphas = torch.linspace(0.999, 0.001, 1000)
+    t = torch.tensor([0, 500, 999])
+    weights = min_snr_weights(alphas, t, gamma=5.0)
+    snr = alphas[t] / (1 - alphas[t])
+    assert weights[0] == pytest.approx(5.0 / snr[0].item())  # low noise: SNR above 5 is capped
+    assert weights[2] == pytest.approx(1.0)  # high noise: SNR below 5 keeps full weight
+    assert torch.equal(min_snr_weights(alphas, t, gamma=0.0), torch.ones(3))
+
+
+def test_the_learning_rate_warms_up_then_decays_to_zero():
+    factors = [cosine_with_warmup(k, 10, 100) for k in range(101)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[55] == pytest.approx(0.5, abs=1e-6) and factors[100] == pytest.approx(0.0, abs=1e-9)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+
+
+def test_random_crops_take_the_columns_they_say():
+    images = torch.arange(3 * 2 * 10).reshape(3, 2, 10)
+    crops, rows = random_crops(images, 5, 4, torch.Generator().manual_seed(0))
+    assert crops.shape == (5, 2, 4)
+    for crop, row in zip(crops, rows):
+        start = int(crop[0, 0] - images[row, 0, 0])
+        assert torch.equal(crop, images[row, :, start : start + 4])
+
+
+def test_a_time_budget_fixes_the_step_count_after_timing(tmp_path):
+    budgeted = MiniTrainSettings(**{**SMOKE.__dict__, "vae_steps": 10_000, "vae_minutes": 0.001, "unet_steps": 25})
+    trainer = MiniTrainer(tmp_path / "work", budgeted, device="cpu")
+    trainer.run(tmp_path / "model")
+    assert 20 <= trainer.log["steps"]["vae"] < 10_000  # a millisecond's budget: the timed steps only
+    assert "unet" not in trainer.log["steps"]  # no budget: the given count
+    assert len(trainer.log["loss"]["unet"]) == 25

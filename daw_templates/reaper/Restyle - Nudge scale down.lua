@@ -1,3 +1,4 @@
--- @description Restyle: nudge scale down (what 'Restyle: stylize selected items' sends; bind it to a key or button)
+-- @noindex
+-- Restyle: nudge scale down (what 'Restyle: stylize selected items' sends; starts from the server's value).
 local here = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])")
 dofile(here .. "restyle_common.lua").nudge(reaper, "scale", -0.5)

@@ -1,18 +1,60 @@
--- Restyle for REAPER: helpers shared by the actions. The pure functions (quoting, command lines, JSON, item
--- checks) need no REAPER and are unit-tested with a plain Lua interpreter (tests/lua/test_restyle_common.lua).
+-- @noindex
+-- Restyle for REAPER: everything the actions do, in one module. Every function takes REAPER's API table (`r`)
+-- as an argument, so tests/lua/ runs them under a plain Lua 5.4 with a mock `reaper` that follows the SDK header.
 local M = {}
 
-M.SECTION = "Restyle"            -- ExtState section: style, strength, scale, host, port, restyle command
-M.DEFAULTS = { host = "127.0.0.1", port = "9100", command = "restyle" }
+M.SECTION = "Restyle"  -- ExtState section: style, strength, scale, host, port, command, timeout
+M.DEFAULTS = { host = "127.0.0.1", port = "9100", command = "restyle", timeout = "900" }
 M.RANGES = { strength = { 0.01, 1.0 }, scale = { 0.0, 15.0 } }
+M.FALLBACK_KNOBS = { strength = 0.7, scale = 5.0 }  -- only when the server cannot be asked
+M.START_GRACE = 15    -- seconds for `restyle` to leave its progress file, else it did not start
+M.POLL_INTERVAL = 0.25
+M.RENDER_ACTION = 42230  -- File: Render project, using the most recent render settings
 
--- Quote one argument for the command line: POSIX single quotes, or Windows double quotes.
+-- == command lines =========================================================================================
+-- REAPER runs ExecProcess without a shell. On Windows the program splits its own command line (the C runtime's
+-- rules: double quotes, backslashes escape only before a quote). On Linux and macOS REAPER splits it itself,
+-- like a line of a project file: tokens separated by spaces, a token may be wrapped in ", ' or ` and then ends
+-- at the same character; there are no escapes. So a POSIX argument is wrapped in a quote it does not contain.
+
+local function quote_windows(arg)
+  local out, backslashes = { '"' }, 0
+  for ch in arg:gmatch(".") do
+    if ch == "\\" then
+      backslashes = backslashes + 1
+    else
+      if ch == '"' then backslashes = backslashes * 2 + 1 end
+      out[#out + 1] = string.rep("\\", backslashes) .. ch
+      backslashes = 0
+    end
+  end
+  out[#out + 1] = string.rep("\\", backslashes * 2) .. '"'
+  return table.concat(out)
+end
+
+local function quote_posix(arg)
+  for _, q in ipairs({ '"', "'", "`" }) do
+    if not arg:find(q, 1, true) then return q .. arg .. q end
+  end
+  return nil, "cannot pass a name containing all of \" ' and ` to REAPER's ExecProcess: " .. arg
+end
+
+-- Quote one argument for ExecProcess on this OS; nil and a reason if it cannot be passed.
 function M.quote(arg, windows)
   arg = tostring(arg)
-  if windows then
-    return '"' .. arg:gsub('"', '""') .. '"'
+  if windows then return quote_windows(arg) end
+  return quote_posix(arg)
+end
+
+-- One command line from a list of arguments; nil and a reason if one cannot be passed.
+function M.command_line(argv, windows)
+  local parts = {}
+  for i, arg in ipairs(argv) do
+    local quoted, why = M.quote(arg, windows)
+    if not quoted then return nil, why end
+    parts[i] = quoted
   end
-  return "'" .. arg:gsub("'", "'\\''") .. "'"
+  return table.concat(parts, " ")
 end
 
 -- Format a number for a command line without locale surprises ("0.6", not "0,6").
@@ -21,15 +63,14 @@ function M.number(value)
   return (text:gsub(",", "."))
 end
 
--- The `restyle send` command line for one job. opts: input, result_file, and optional style, strength,
--- scale, start, finish, host, port, command, windows.
-function M.send_command(opts)
-  local w = opts.windows
-  local parts = { M.quote(opts.command or M.DEFAULTS.command, w), "send", M.quote(opts.input, w) }
+-- The arguments after `restyle` for one stylize job. opts: input, output, style, strength, scale, start,
+-- finish, host, port, timeout.
+function M.send_args(opts)
+  local args = { "send", opts.input }
   local function add(flag, value, numeric)
     if value ~= nil and value ~= "" then
-      parts[#parts + 1] = flag
-      parts[#parts + 1] = numeric and M.number(value) or M.quote(value, w)
+      args[#args + 1] = flag
+      args[#args + 1] = numeric and M.number(value) or tostring(value)
     end
   end
   add("--host", opts.host or M.DEFAULTS.host)
@@ -39,72 +80,152 @@ function M.send_command(opts)
   add("--scale", opts.scale, true)
   add("--start", opts.start, true)
   add("--end", opts.finish, true)
-  add("--result-file", opts.result_file)
-  return table.concat(parts, " ")
+  add("--output", opts.output)
+  add("--timeout", opts.timeout, true)
+  return args
 end
 
--- Arguments for liblo's oscsend: "host port /address types values...", types from the Lua values.
-function M.oscsend_command(host, port, address, args, windows)
-  local types, values = {}, {}
-  for i, value in ipairs(args) do
-    if math.type and math.type(value) == "integer" then
-      types[i] = "i"
-      values[i] = tostring(value)
-    elseif type(value) == "number" then
-      types[i] = "f"
-      values[i] = M.number(value)
-    else
-      types[i] = "s"
-      values[i] = M.quote(value, windows)
-    end
-  end
-  local command = { "oscsend", host, tostring(port), address, table.concat(types) }
-  for _, v in ipairs(values) do command[#command + 1] = v end
-  return table.concat(command, " ")
+-- == settings ==============================================================================================
+function M.get_setting(r, key)
+  local value = r.GetExtState(M.SECTION, key)
+  if value == "" then return M.DEFAULTS[key] end
+  return value
 end
 
--- A take can be sent as its source file plus offsets when REAPER plays it unchanged.
-function M.is_plain(take)
-  return take.playrate == 1 and not take.reversed and (take.fx_count or 0) == 0
+function M.set_setting(r, key, value)
+  r.SetExtState(M.SECTION, key, tostring(value), true)
 end
 
--- The region of the source file an item plays, in seconds.
-function M.region(take_offset, item_length, playrate)
-  return take_offset, take_offset + item_length * (playrate or 1)
+function M.is_windows(r)
+  return r.GetOS():match("^Win") ~= nil
 end
 
 function M.clamp(value, range)
   return math.max(range[1], math.min(range[2], value))
 end
 
--- Minimal JSON reader for the result files `restyle send --result-file` writes (objects, arrays, strings,
--- numbers, true/false/null). Returns value or nil, error.
+function M.log(r, message)
+  r.ShowConsoleMsg("Restyle: " .. message .. "\n")
+end
+
+-- The arguments every client command gets to reach the server.
+function M.server_args(r)
+  return { "--host", M.get_setting(r, "host"), "--port", M.get_setting(r, "port") }
+end
+
+-- == files =================================================================================================
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+function M.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+function M.join(folder, name)
+  if folder:match("[/\\]$") then return folder .. name end
+  return folder .. "/" .. name
+end
+
+-- A path compared across OSes: forward slashes, no trailing slash, case-insensitive on Windows.
+local function normalized(path, windows)
+  path = path:gsub("\\", "/"):gsub("/+$", "")
+  return windows and path:lower() or path
+end
+
+function M.inside(path, folder, windows)
+  local p, f = normalized(path, windows), normalized(folder, windows)
+  return p:sub(1, #f + 1) == f .. "/"
+end
+
+-- Where the project keeps its media (the recording path); results and temporary renders go there.
+function M.media_folder(r)
+  local folder = r.GetProjectPathEx(0)
+  r.RecursiveCreateDirectory(folder, 0)
+  return folder
+end
+
+-- A file name from free text (style names, take names): no separators or characters Windows refuses.
+function M.safe_name(text)
+  return (tostring(text):gsub('[/\\:%*%?"<>|%c]', "-"))
+end
+
+-- `folder/stem.ext`, or `stem-2.ext`, `stem-3.ext`... so nothing in the project is ever replaced; `taken`
+-- holds the paths already promised to other jobs of the same batch.
+function M.unique_path(folder, stem, ext, taken)
+  taken = taken or {}
+  local candidate, n = M.join(folder, stem .. ext), 2
+  while M.exists(candidate) or taken[candidate] do
+    candidate = M.join(folder, string.format("%s-%d%s", stem, n, ext))
+    n = n + 1
+  end
+  taken[candidate] = true
+  return candidate
+end
+
+-- A fresh pair of files for one background command in REAPER's resource folder. A command started without a
+-- progress file must answer within START_GRACE (status does).
+function M.job_files(r, tag)
+  local folder = M.join(r.GetResourcePath(), "Restyle/jobs")
+  r.RecursiveCreateDirectory(folder, 0)
+  local stem = string.format("%s-%d-%d", tag, os.time(), math.random(1, 1e9))
+  return { result = M.join(folder, stem .. ".json"), progress = M.join(folder, stem .. "-progress.json") }
+end
+
+-- == JSON ==================================================================================================
+-- Minimal JSON reader for the files `restyle` writes (objects, arrays, strings with \u escapes including
+-- surrogate pairs, numbers, true/false/null). Returns value or nil, error.
 function M.parse_json(text)
   local pos = 1
-  local function skip() pos = text:find("[^ \t\r\n]", pos) or #text + 1 end
-  local value
   local function err(what) error({ json = what .. " at " .. pos }) end
+  local function skip() pos = text:find("[^ \t\r\n]", pos) or #text + 1 end
   local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+  local function hex4(at) return tonumber(text:sub(at, at + 3):match("^%x%x%x%x$") or "", 16) end
+  local function unicode(i) -- the code point of \uXXXX at i (a pair when it is a high surrogate); next index
+    local code = hex4(i + 2) or err("bad \\u escape")
+    if code >= 0xD800 and code <= 0xDBFF then
+      local low = text:sub(i + 6, i + 7) == "\\u" and hex4(i + 8)
+      if not low or low < 0xDC00 or low > 0xDFFF then err("unpaired surrogate") end
+      return 0x10000 + (code - 0xD800) * 0x400 + (low - 0xDC00), i + 12
+    end
+    if code >= 0xDC00 and code <= 0xDFFF then err("unpaired surrogate") end
+    return code, i + 6
+  end
   local function str()
     local out, i = {}, pos + 1
     while true do
       local c = text:sub(i, i)
       if c == "" then err("unterminated string") end
       if c == '"' then pos = i + 1; return table.concat(out) end
-      if c == "\\" then
-        local e = text:sub(i + 1, i + 1)
-        if e == "u" then
-          local code = tonumber(text:sub(i + 2, i + 5), 16) or err("bad \\u escape")
-          out[#out + 1] = utf8.char(code)
-          i = i + 6
-        else
-          out[#out + 1] = escapes[e] or err("bad escape")
-          i = i + 2
-        end
+      if c == "\\" and text:sub(i + 1, i + 1) == "u" then
+        local code
+        code, i = unicode(i)
+        out[#out + 1] = utf8.char(code)
+      elseif c == "\\" then
+        out[#out + 1] = escapes[text:sub(i + 1, i + 1)] or err("bad escape")
+        i = i + 2
       else
         out[#out + 1] = c
         i = i + 1
       end
+    end
+  end
+  local value
+  local function members(close, read)
+    pos = pos + 1; skip()
+    if text:sub(pos, pos) == close then pos = pos + 1; return end
+    while true do
+      read(); skip()
+      local d = text:sub(pos, pos); pos = pos + 1
+      if d == close then return end
+      if d ~= "," then err("expected ',' or '" .. close .. "'") end
+      skip()
     end
   end
   function value()
@@ -112,34 +233,23 @@ function M.parse_json(text)
     local c = text:sub(pos, pos)
     if c == "{" then
       local obj = {}
-      pos = pos + 1; skip()
-      if text:sub(pos, pos) == "}" then pos = pos + 1; return obj end
-      while true do
-        skip()
+      members("}", function()
         if text:sub(pos, pos) ~= '"' then err("expected key") end
         local key = str(); skip()
         if text:sub(pos, pos) ~= ":" then err("expected ':'") end
         pos = pos + 1
-        obj[key] = value(); skip()
-        local d = text:sub(pos, pos); pos = pos + 1
-        if d == "}" then return obj end
-        if d ~= "," then err("expected ',' or '}'") end
-      end
+        obj[key] = value()
+      end)
+      return obj
     elseif c == "[" then
       local arr = {}
-      pos = pos + 1; skip()
-      if text:sub(pos, pos) == "]" then pos = pos + 1; return arr end
-      while true do
-        arr[#arr + 1] = value(); skip()
-        local d = text:sub(pos, pos); pos = pos + 1
-        if d == "]" then return arr end
-        if d ~= "," then err("expected ',' or ']'") end
-      end
+      members("]", function() arr[#arr + 1] = value() end)
+      return arr
     elseif c == '"' then
       return str()
-    elseif text:sub(pos, pos + 3) == "true" then pos = pos + 4; return true
-    elseif text:sub(pos, pos + 4) == "false" then pos = pos + 5; return false
-    elseif text:sub(pos, pos + 3) == "null" then pos = pos + 4; return nil
+    end
+    for word, v in pairs({ ["true"] = true, ["false"] = false, null = M.NULL }) do
+      if text:sub(pos, pos + #word - 1) == word then pos = pos + #word; return v end
     end
     local number = text:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
     if not number or number == "" then err("unexpected '" .. c .. "'") end
@@ -150,48 +260,424 @@ function M.parse_json(text)
   if not ok then return nil, type(result) == "table" and result.json or tostring(result) end
   return result
 end
+M.NULL = setmetatable({}, { __tostring = function() return "null" end })
 
--- Settings kept in REAPER's ExtState (persisted), with defaults.
-function M.get_setting(reaper, key)
-  local value = reaper.GetExtState(M.SECTION, key)
-  if value == "" then return M.DEFAULTS[key] end
-  return value
+-- == background commands ===================================================================================
+-- Start `restyle ARGS... --result-file F [--progress-file P]` without waiting. Returns the job (its files and
+-- clock), or nil and one readable line.
+function M.start(r, args, tag, with_progress)
+  local files = M.job_files(r, tag)
+  local argv = { M.get_setting(r, "command") }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  argv[#argv + 1] = "--result-file"
+  argv[#argv + 1] = files.result
+  if with_progress then
+    argv[#argv + 1] = "--progress-file"
+    argv[#argv + 1] = files.progress
+  end
+  local line, why = M.command_line(argv, M.is_windows(r))
+  if not line then return nil, why end
+  if r.ExecProcess(line, -1) == nil then
+    return nil, M.not_started_message(r)
+  end
+  local now = r.time_precise()
+  files.started, files.deadline = now, now + tonumber(M.get_setting(r, "timeout")) + M.START_GRACE
+  return files
 end
 
-function M.set_setting(reaper, key, value)
-  reaper.SetExtState(M.SECTION, key, tostring(value), true)
+function M.not_started_message(r)
+  return "could not run `" .. M.get_setting(r, "command") .. "`. Is Restyle installed? If REAPER does not " ..
+    "find it on its PATH, set its full path from the ReaScript console: " ..
+    'reaper.SetExtState("Restyle", "command", "/full/path/to/restyle", true)'
 end
 
-function M.is_windows(reaper)
-  return reaper.GetOS():match("^Win") ~= nil
+-- Where a background command stands: "running" (with its progress), "done" (with its result) or "failed"
+-- (with one line). Finished jobs' files are deleted; a job that runs out of time is cancelled on the server.
+function M.check(r, job)
+  local text = M.read_file(job.result)
+  if text then
+    os.remove(job.result)
+    os.remove(job.progress)
+    local reply, problem = M.parse_json(text)
+    if type(reply) ~= "table" then return "failed", "unreadable result from restyle: " .. tostring(problem) end
+    if reply.ok ~= true then return "failed", tostring(reply.error or "the job failed") end
+    return "done", reply
+  end
+  local now, progress = r.time_precise(), M.parse_json(M.read_file(job.progress) or "")
+  if type(progress) == "table" then job.heard = progress end
+  if not job.heard and now - job.started > M.START_GRACE then return "failed", M.not_started_message(r) end
+  if now > job.deadline then
+    os.remove(job.progress)
+    if job.heard.job then M.cancel_jobs(r, { job.heard.job }) end
+    return "failed", string.format("no result after %d s; cancelled (raise the timeout with " ..
+      'reaper.SetExtState("Restyle", "timeout", "SECONDS", true))', math.floor(now - job.started))
+  end
+  return "running", job.heard or {}
 end
 
--- A fresh path for a job's result file in REAPER's resource folder.
-function M.result_path(reaper, tag)
-  local folder = reaper.GetResourcePath() .. "/Restyle/jobs"
-  reaper.RecursiveCreateDirectory(folder, 0)
-  return string.format("%s/%s-%d-%d.json", folder, tag, os.time(), math.random(1, 1e9))
+-- Ask the server to cancel jobs (fire and forget).
+function M.cancel_jobs(r, job_ids)
+  if #job_ids == 0 then return end
+  local argv = { M.get_setting(r, "command"), "cancel" }
+  for _, id in ipairs(job_ids) do argv[#argv + 1] = id end
+  for _, a in ipairs(M.server_args(r)) do argv[#argv + 1] = a end
+  local line = M.command_line(argv, M.is_windows(r))
+  if line then r.ExecProcess(line, -1) end
 end
 
-function M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
+-- The "cancel" action leaves a time stamp; jobs started before it stop.
+function M.request_cancel(r)
+  r.SetExtState(M.SECTION, "cancel", string.format("%.3f", r.time_precise()), false)
 end
 
--- Nudge the strength or scale that the stylize action sends, and say the new value.
-function M.nudge(reaper, knob, delta)
-  local defaults = { strength = 0.7, scale = 5.0 }
-  local current = tonumber(reaper.GetExtState(M.SECTION, knob)) or defaults[knob]
-  local value = M.clamp(current + delta, M.RANGES[knob])
-  M.set_setting(reaper, knob, M.number(value))
-  M.log(reaper, knob .. " " .. M.number(value))
+function M.cancel_requested(r, since)
+  local at = tonumber(r.GetExtState(M.SECTION, "cancel"))
+  return at ~= nil and at >= since
 end
 
-function M.log(reaper, message)
-  reaper.ShowConsoleMsg("Restyle: " .. message .. "\n")
+-- Follow background jobs in a defer loop (REAPER never blocks): progress in the console every 25 %, cancel
+-- when asked, then finish(results) once, with results[i] = { reply = ... } or { error = ... }.
+function M.follow(r, jobs, label, finish)
+  local results, open, last_poll, shown = {}, #jobs, -math.huge, {}
+  local since = r.time_precise()
+  local function poll()
+    local now = r.time_precise()
+    if now - last_poll >= M.POLL_INTERVAL then
+      last_poll = now
+      local cancelling = M.cancel_requested(r, since)
+      local to_cancel = {}
+      for i, job in ipairs(jobs) do
+        if not results[i] then
+          local state, value = M.check(r, job)
+          if state == "running" and cancelling then
+            if value.job then to_cancel[#to_cancel + 1] = value.job end
+            state, value = "failed", "cancelled"
+          end
+          if state == "running" then
+            local quarter = math.floor((value.fraction or 0) * 4)
+            if value.fraction and quarter > (shown[i] or 0) and quarter < 4 then
+              shown[i] = quarter
+              M.log(r, string.format("%s %d/%d: %d %%", label, i, #jobs, quarter * 25))
+            end
+          else
+            results[i] = state == "done" and { reply = value } or { error = value }
+            open = open - 1
+          end
+        end
+      end
+      M.cancel_jobs(r, to_cancel)
+    end
+    if open > 0 then r.defer(poll) else finish(results) end
+  end
+  poll()
+end
+
+-- == items =================================================================================================
+-- Why an item cannot be sent as its source file plus offsets (nil when it can). `t` holds the take's and
+-- item's facts; anything REAPER changes on playback goes through a render of exactly what is heard.
+function M.render_reason(t)
+  local eps = 1e-6
+  if t.playrate ~= 1 then return "playrate" end
+  if t.pitch ~= 0 then return "pitch shift" end
+  if t.reversed then return "reversed" end
+  if t.fx_count > 0 then return "take FX" end
+  if t.stretch_markers > 0 then return "stretch markers" end
+  if t.envelopes > 0 then return "take envelopes" end
+  if t.take_volume ~= 1 then return "take volume" end
+  if t.take_pan ~= 0 then return "take pan" end
+  if t.chanmode ~= 0 then return "channel mode" end
+  if t.start_offset < -eps then return "starts before its source" end
+  if t.start_offset + t.length > t.source_length + eps then return "longer than its source (loops)" end
+  return nil
+end
+
+-- The facts about an item's active take that decide how it is sent.
+function M.take_facts(r, item, take)
+  local source = r.GetMediaItemTake_Source(take)
+  local parent = r.GetMediaSourceParent(source)
+  local is_section, section_offset, _, reversed = r.PCM_Source_GetSectionInfo(source)
+  local source_length = r.GetMediaSourceLength(source)
+  return {
+    file = r.GetMediaSourceFileName(parent or source),
+    section_offset = (is_section and parent) and section_offset or 0,
+    reversed = is_section and reversed or false,
+    source_length = source_length,
+    playrate = r.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"),
+    pitch = r.GetMediaItemTakeInfo_Value(take, "D_PITCH"),
+    take_volume = r.GetMediaItemTakeInfo_Value(take, "D_VOL"),
+    take_pan = r.GetMediaItemTakeInfo_Value(take, "D_PAN"),
+    chanmode = r.GetMediaItemTakeInfo_Value(take, "I_CHANMODE"),
+    start_offset = r.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
+    length = r.GetMediaItemInfo_Value(item, "D_LENGTH"),
+    fx_count = r.TakeFX_GetCount(take),
+    stretch_markers = r.GetTakeNumStretchMarkers(take),
+    envelopes = r.CountTakeEnvelopes(take),
+  }
+end
+
+-- How to send an item: { file, start, finish } straight from its source, or { render = reason }; nil and a
+-- reason for items that cannot be sent. The server writes results next to its input, so a source outside the
+-- project's media folder is rendered into it too.
+function M.plan(r, item, media, windows)
+  local take = r.GetActiveTake(item)
+  if not take or r.TakeIsMIDI(take) then return nil, "not an audio item" end
+  local t = M.take_facts(r, item, take)
+  local reason = M.render_reason(t)
+  if not reason and not M.inside(t.file, media, windows) then reason = "source outside the project's media folder" end
+  if reason then return { render = reason, take = take } end
+  local start = t.section_offset + t.start_offset
+  return { file = t.file, start = start, finish = start + t.length, take = take }
+end
+
+-- == rendering =============================================================================================
+M.RENDER_NUMBERS = { "RENDER_SETTINGS", "RENDER_BOUNDSFLAG", "RENDER_STARTPOS", "RENDER_ENDPOS", "RENDER_SRATE",
+  "RENDER_CHANNELS", "RENDER_ADDTOPROJ", "RENDER_TAILFLAG", "RENDER_TAILMS", "RENDER_NORMALIZE", "RENDER_DITHER" }
+M.RENDER_STRINGS = { "RENDER_FILE", "RENDER_PATTERN", "RENDER_FORMAT", "RENDER_FORMAT2" }
+-- Item properties that apply to every take: baked into a render they would be applied twice by the new take.
+M.ITEM_NEUTRAL = { D_VOL = 1, B_MUTE = 0, D_FADEINLEN = 0, D_FADEOUTLEN = 0, D_FADEINLEN_AUTO = 0,
+  D_FADEOUTLEN_AUTO = 0 }
+
+function M.save_render_settings(r)
+  local saved = { numbers = {}, strings = {} }
+  for _, k in ipairs(M.RENDER_NUMBERS) do saved.numbers[k] = r.GetSetProjectInfo(0, k, 0, false) end
+  for _, k in ipairs(M.RENDER_STRINGS) do saved.strings[k] = select(2, r.GetSetProjectInfo_String(0, k, "", false)) end
+  return saved
+end
+
+function M.restore_render_settings(r, saved)
+  for k, v in pairs(saved.numbers) do r.GetSetProjectInfo(0, k, v, true) end
+  for k, v in pairs(saved.strings) do r.GetSetProjectInfo_String(0, k, v, true) end
+end
+
+-- Settings for one item rendered alone as REAPER plays it (take FX, rate, pitch, envelopes), without track
+-- or master processing, tails, normalization or dither, as one WAV with the source's sample rate.
+function M.apply_render_settings(r, item, folder, name, sample_rate)
+  local position = r.GetMediaItemInfo_Value(item, "D_POSITION")
+  local numbers = { RENDER_SETTINGS = 32, RENDER_BOUNDSFLAG = 0, RENDER_STARTPOS = position,
+    RENDER_ENDPOS = position + r.GetMediaItemInfo_Value(item, "D_LENGTH"), RENDER_SRATE = sample_rate,
+    RENDER_CHANNELS = 2, RENDER_ADDTOPROJ = 0, RENDER_TAILFLAG = 0, RENDER_TAILMS = 0, RENDER_NORMALIZE = 0,
+    RENDER_DITHER = 0 }
+  for k, v in pairs(numbers) do r.GetSetProjectInfo(0, k, v, true) end
+  local strings = { RENDER_FILE = folder, RENDER_PATTERN = name, RENDER_FORMAT = "evaw", RENDER_FORMAT2 = "" }
+  for k, v in pairs(strings) do r.GetSetProjectInfo_String(0, k, v, true) end
+end
+
+local function selected_items(r)
+  local items = {}
+  for i = 0, r.CountSelectedMediaItems(0) - 1 do items[#items + 1] = r.GetSelectedMediaItem(0, i) end
+  return items
+end
+M.selected_items = selected_items
+
+local function select_only(r, items)
+  r.SelectAllMediaItems(0, false)
+  for _, item in ipairs(items) do r.SetMediaItemSelected(item, true) end
+end
+
+-- Render one item to a WAV in `folder`; the project's render settings, the selection and the item are left
+-- as they were. Returns the file, or nil and a reason.
+function M.render_item(r, item, take, folder)
+  local name = string.format("restyle-render-%d-%d", os.time(), math.random(1, 1e9))
+  local saved, selection, item_saved = M.save_render_settings(r), selected_items(r), {}
+  for key, value in pairs(M.ITEM_NEUTRAL) do
+    item_saved[key] = r.GetMediaItemInfo_Value(item, key)
+    r.SetMediaItemInfo_Value(item, key, value)
+  end
+  r.PreventUIRefresh(1)
+  local ok, path = pcall(function()
+    select_only(r, { item })
+    M.apply_render_settings(r, item, folder, name, r.GetMediaSourceSampleRate(r.GetMediaItemTake_Source(take)))
+    local _, targets = r.GetSetProjectInfo_String(0, "RENDER_TARGETS", "", false)
+    r.Main_OnCommand(M.RENDER_ACTION, 0)
+    return (targets:match("^[^;]+"))
+  end)
+  M.restore_render_settings(r, saved)
+  for key, value in pairs(item_saved) do r.SetMediaItemInfo_Value(item, key, value) end
+  select_only(r, selection)
+  r.PreventUIRefresh(-1)
+  if not ok then return nil, "render failed: " .. tostring(path) end
+  if not path or not M.exists(path) then return nil, "REAPER did not render the item (render cancelled?)" end
+  return path
+end
+
+-- == results ===============================================================================================
+-- The new take's name: the style and the knobs that were sent.
+function M.take_name(settings)
+  local parts = { "Restyle", settings.style ~= "" and settings.style or "server style" }
+  if settings.strength then parts[#parts + 1] = "strength " .. M.number(settings.strength) end
+  if settings.scale then parts[#parts + 1] = "scale " .. M.number(settings.scale) end
+  return table.concat(parts, " ")
+end
+
+-- Add `path` as a new, active take of `item`; the selection is not touched.
+function M.add_take(r, item, path, name)
+  local source = r.PCM_Source_CreateFromFile(path)
+  if not source then return nil, "REAPER could not open " .. path end
+  local take = r.AddTakeToMediaItem(item)
+  r.SetMediaItemTake_Source(take, source)
+  r.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", 0)
+  r.GetSetMediaItemTakeInfo_String(take, "P_NAME", name, true)
+  r.SetActiveTake(take)
+  if r.PCM_Source_BuildPeaks(source, 0) ~= 0 then
+    while r.PCM_Source_BuildPeaks(source, 1) ~= 0 do end
+    r.PCM_Source_BuildPeaks(source, 2)
+  end
+  r.UpdateItemInProject(item)
+  return take
+end
+
+-- == the actions ===========================================================================================
+-- The knobs the stylize action sends: the style, and strength/scale once nudged (else the server's apply).
+function M.settings(r)
+  return { style = r.GetExtState(M.SECTION, "style"), strength = tonumber(r.GetExtState(M.SECTION, "strength")),
+    scale = tonumber(r.GetExtState(M.SECTION, "scale")) }
+end
+
+-- Prepare one item: what to send and the temporary render to delete afterwards; nil and a reason.
+local function prepare(r, item, media, windows)
+  local plan, why = M.plan(r, item, media, windows)
+  if not plan then return nil, why end
+  if plan.render then
+    local path, problem = M.render_item(r, item, plan.take, media)
+    if not path then return nil, problem end
+    return { file = path, temporary = path, folder = media, take = plan.take }
+  end
+  plan.folder = plan.file:match("^(.*)[/\\]") or media  -- the server writes next to its input
+  return plan
+end
+
+local function stem_of(name)
+  return (name:gsub("%.%a%w?%w?%w?$", ""))
+end
+
+-- "Stylize selected items": each selected audio item is sent; results come back as new takes, all in one
+-- undo step, in the project's media folder.
+function M.stylize_selected(r)
+  local items = selected_items(r)
+  if #items == 0 then M.log(r, "select one or more audio items first."); return end
+  local windows, media, settings = M.is_windows(r), M.media_folder(r), M.settings(r)
+  local jobs, targets, taken = {}, {}, {}
+  for _, item in ipairs(items) do
+    local input, why = prepare(r, item, media, windows)
+    local job
+    if input then
+      local stem = M.safe_name(stem_of(r.GetTakeName(input.take) or "item") .. " " .. M.take_name(settings))
+      local args = M.send_args({ input = input.file, start = input.start, finish = input.finish,
+        output = M.unique_path(input.folder, stem, ".wav", taken), style = settings.style, strength = settings.strength,
+        scale = settings.scale, host = M.get_setting(r, "host"), port = M.get_setting(r, "port"),
+        timeout = tonumber(M.get_setting(r, "timeout")) })
+      job, why = M.start(r, args, "stylize", true)
+      if not job and input.temporary then os.remove(input.temporary) end
+    end
+    if job then
+      jobs[#jobs + 1] = job
+      targets[#targets + 1] = { item = item, temporary = input.temporary }
+    else
+      M.log(r, "skipped an item: " .. why)
+    end
+  end
+  if #jobs == 0 then return end
+  M.log(r, string.format("sent %d item(s); the stylized takes appear when all are ready " ..
+    "('Restyle: cancel' stops them).", #jobs))
+  M.follow(r, jobs, "item", function(results) M.place_results(r, targets, results, settings) end)
+end
+
+-- Every finished result becomes a take, in one undo step; temporary renders are deleted.
+function M.place_results(r, targets, results, settings)
+  local placed = 0
+  r.Undo_BeginBlock()
+  r.PreventUIRefresh(1)
+  for i, target in ipairs(targets) do
+    local result = results[i]
+    if target.temporary then os.remove(target.temporary) end
+    if result.error then
+      M.log(r, string.format("item %d: %s", i, result.error))
+    elseif not r.ValidatePtr2(0, target.item, "MediaItem*") then
+      M.log(r, string.format("item %d was deleted; its result is %s", i, result.reply.output))
+    else
+      local ok, why = M.add_take(r, target.item, result.reply.output, M.take_name(settings))
+      if ok then placed = placed + 1 else M.log(r, string.format("item %d: %s", i, why)) end
+    end
+  end
+  r.PreventUIRefresh(-1)
+  r.Undo_EndBlock(string.format("Restyle: %d stylized take(s)", placed), -1)
+  r.UpdateArrange()
+  M.log(r, string.format("%d of %d item(s) stylized.", placed, #targets))
+end
+
+-- "Learn style": the running server learns from the selected items (their source files when REAPER plays them
+-- unchanged, else renders); progress goes to the console and to a log file.
+function M.learn_selected(r, name)
+  local windows, media, clips, temporary = M.is_windows(r), M.media_folder(r), {}, {}
+  for _, item in ipairs(selected_items(r)) do
+    local input, why = prepare(r, item, media, windows)
+    if input then
+      clips[#clips + 1] = input.file
+      temporary[#temporary + 1] = input.temporary
+    else
+      M.log(r, "skipped an item: " .. why)
+    end
+  end
+  if #clips == 0 then M.log(r, "select one or more audio items to learn from."); return end
+  local log = M.join(M.join(r.GetResourcePath(), "Restyle"), "learn-" .. M.safe_name(name) .. ".log")
+  local args = { "learn", name }
+  for _, clip in ipairs(clips) do args[#args + 1] = clip end
+  for _, a in ipairs(M.server_args(r)) do args[#args + 1] = a end
+  args[#args + 1] = "--log"
+  args[#args + 1] = log
+  local job, why = M.start(r, args, "learn", true)
+  if not job then
+    for _, path in ipairs(temporary) do os.remove(path) end
+    M.log(r, why)
+    return
+  end
+  M.log(r, "learning '" .. name .. "' on the server; progress here and in " .. log)
+  M.follow(r, { job }, "learning " .. name, function(results)
+    for _, path in ipairs(temporary) do os.remove(path) end
+    if results[1].error then M.log(r, "learning '" .. name .. "' failed: " .. results[1].error); return end
+    M.set_setting(r, "style", results[1].reply.style)
+    M.log(r, "learned '" .. results[1].reply.style .. "'; it is now the chosen style.")
+  end)
+end
+
+-- The server's status (knobs, styles) without blocking REAPER; then(report) runs when it arrives.
+function M.ask_server(r, then_do)
+  local args = { "status" }
+  for _, a in ipairs(M.server_args(r)) do args[#args + 1] = a end
+  local job, why = M.start(r, args, "status", false)
+  if not job then M.log(r, why); return end
+  M.follow(r, { job }, "status", function(results)
+    if results[1].error then M.log(r, results[1].error); return end
+    then_do(results[1].reply)
+  end)
+end
+
+-- The menu's entries: each style, the current one checked.
+function M.style_menu(styles, current)
+  local labels = {}
+  for i, name in ipairs(styles) do labels[i] = (name == current and "!" or "") .. name end
+  return table.concat(labels, "|")
+end
+
+-- Nudge strength or scale, starting from the server's value when it was not nudged before.
+function M.nudge(r, knob, delta)
+  local function apply(current)
+    local value = M.clamp(current + delta, M.RANGES[knob])
+    M.set_setting(r, knob, M.number(value))
+    M.log(r, knob .. " " .. M.number(value))
+  end
+  local current = tonumber(r.GetExtState(M.SECTION, knob))
+  if current then apply(current); return end
+  M.ask_server(r, function(report)
+    apply(tonumber(report.knobs and report.knobs[knob]) or M.FALLBACK_KNOBS[knob])
+  end)
+end
+
+-- "Use server knobs": forget the nudged values, so the server's knobs apply again.
+function M.use_server_knobs(r)
+  r.DeleteExtState(M.SECTION, "strength", true)
+  r.DeleteExtState(M.SECTION, "scale", true)
+  M.log(r, "strength and scale now follow the server's knobs.")
 end
 
 return M

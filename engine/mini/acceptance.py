@@ -1,20 +1,30 @@
-"""Does a style learned on the mini model work? Measured against ground truth the renderer gives us.
+"""Does a style learned on the mini model work? Acceptance v2: measured against ground truth where the renderer
+gives one, and by judges nobody on this project trained everywhere.
 
-For each target instrument B: a style is learned from a few clips of B playing other melodies; held-out
-melodies (a seed stream training never saw) are rendered with a content instrument A (the content) and with B
-(the target). Stylizing the content should move it towards the target (log-mel distance falls) while the melody
-survives (its chroma still correlates with the content's far more than with an unrelated melody's), and the
-strength knob should trade one for the other.
+Three groups of targets (docs/mini-model.md has the protocol and the figures):
+- (a) in distribution: instruments the model was trained on; content rendered dry and, every other pair, with
+  reverb or chorus;
+- (b) held out: General MIDI programs that appear in no training caption and no training audio;
+- (c) real recordings: CC0 Sonic Pi samples of held-out families as style clips (no ground truth).
+
+For each target B a style is learned from a few clips of B; held-out melodies (a seed stream training never
+saw) are rendered with a content instrument A (the content), with B (the target, in (a) and (b)) and another
+melody with A (unrelated). Each content is stylized at every strength, and compared with floors (the content
+itself, the codec round trip: content -> VAE -> image -> Griffin-Lim with no diffusion) and ceilings (the true
+target): log-mel distance to the target, chroma correlation and note F1 (basic-pitch) against the content and
+against the unrelated melody, and style similarity (cosine of aiSFX embeddings to the mean of the style clips).
+In (b) and (c) every style type is learned and measured side by side (TVE only, TVE + LoRA adapter).
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from ..atomic import atomic_path, write_json
@@ -25,18 +35,25 @@ from ..progress import ProgressCallback
 from ..sampler import SamplerSettings
 from ..spectrogram import SpectrogramConverter
 from ..training import TrainSettings
+from ..windows import join, split
+from .corpus import HELD_OUT_RECORDINGS, apply_effects, held_out_recordings, sequence
 from .melodies import melody, phrase
 from .render import instrument, render_notes
 
 DB_FLOOR = -80.0  # dB below a clip's loudest bin: quieter detail does not count in the distance
+GROUPS = ("a", "b", "c")
+STYLE_TYPES = {"tve": None, "lora": "lora:4"}  # style type -> the --adapter it is learned with
 
 
 @dataclass(frozen=True)
 class AcceptanceSettings:
-    """The published protocol: 3 target instruments x 8 held-out melodies, strengths 0.3 / 0.5 / 0.7."""
+    """The v2 protocol: 3 targets per group x 8 held-out melodies, strengths 0.3 / 0.5 / 0.7."""
 
     seed: int = 0
-    targets: tuple[str, ...] = ("accordion", "tubular bells", "bird tweet")
+    groups: tuple[str, ...] = GROUPS
+    in_distribution: tuple[str, ...] = ("accordion", "tubular bells", "bird tweet")
+    held_out: tuple[str, ...] = ("bassoon", "shamisen", "bagpipe")
+    recordings: tuple[str, ...] = ("tabla", "guitar", "glass")
     contents: tuple[str, ...] = ("piano", "flute", "violin", "trumpet", "marimba", "nylon guitar", "clarinet",
                                  "vibraphone")
     pairs_per_target: int = 8
@@ -45,17 +62,51 @@ class AcceptanceSettings:
     strengths: tuple[float, ...] = (0.3, 0.5, 0.7)
     steps: int = 50
     scale: float | None = None  # None: each style's recommended scale
+    style_types: tuple[str, ...] = ("tve", "lora")  # measured side by side in groups (b) and (c); (a) uses tve
 
     def validate(self) -> "AcceptanceSettings":
-        if not self.targets or self.pairs_per_target < 1 or not self.strengths:
+        if not self.targets() or self.pairs_per_target < 1 or not self.strengths:
             raise SettingsError("The acceptance run needs at least one target, one pair and one strength.")
         if self.seconds <= 0 or self.style_clips < 1:
             raise SettingsError("Clips must be longer than 0 s, and a style needs at least one clip.")
-        for name in (*self.targets, *self.contents):
+        for group in self.groups:
+            if group not in GROUPS:
+                raise SettingsError(f"Unknown acceptance group '{group}': use a, b or c.")
+        for kind in self.style_types:
+            if kind not in STYLE_TYPES:
+                raise SettingsError(f"Unknown style type '{kind}': use {' or '.join(STYLE_TYPES)}.")
+        for name in (*self.in_distribution, *self.held_out, *self.contents):
             instrument(name)  # an unknown name fails here, before anything is rendered
+        for name in self.recordings:
+            if name not in HELD_OUT_RECORDINGS:
+                raise SettingsError(f"Unknown recording family '{name}'. Known: {', '.join(HELD_OUT_RECORDINGS)}.")
         return self
 
+    def targets(self) -> list["Target"]:
+        """Every (group, target, style type) to learn and measure."""
+        chosen = []
+        for group, names in (("a", self.in_distribution), ("b", self.held_out), ("c", self.recordings)):
+            if group in self.groups:
+                kinds = ("tve",) if group == "a" else self.style_types
+                chosen += [Target(group, name, kind) for name in names for kind in kinds]
+        return chosen
 
+
+@dataclass(frozen=True)
+class Target:
+    group: str
+    name: str  # an instrument's name, or a recording family
+    style_type: str = "tve"
+
+    @property
+    def style(self) -> str:
+        """The style's library name: 'tubular bells' -> 'tubular-bells'; adapter styles end in '-lora'."""
+        base = self.name.replace(" ", "-")
+        return base if self.style_type == "tve" else f"{base}-{self.style_type}"
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.group != "c"
 
 
 def style_name(instrument_name: str) -> str:
@@ -63,6 +114,7 @@ def style_name(instrument_name: str) -> str:
     return instrument_name.replace(" ", "-")
 
 
+# -- clips ------------------------------------------------------------------------------------------------------
 def render_style_clips(instrument_name: str, folder: Path, count: int, seconds: float, rate: int, seed: int = 0) -> Path:
     """``count`` clips of the instrument playing phrases from the style seed stream (not training, not held out)."""
     inst = instrument(instrument_name)
@@ -75,39 +127,70 @@ def render_style_clips(instrument_name: str, folder: Path, count: int, seconds: 
     return folder
 
 
+def recording_style_clips(family: str, folder: Path, count: int, seconds: float, rate: int) -> Path:
+    """``count`` clips cut from a held-out Sonic Pi family's samples played one after another."""
+    paths = [folder / f"{family}-{k + 1}.wav" for k in range(count)]
+    if all(p.is_file() for p in paths):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    length = int(seconds * rate)
+    audio = sequence(held_out_recordings(family), rate, min_seconds=count * seconds)
+    for k, path in enumerate(paths):
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), audio[k * length : (k + 1) * length], rate, subtype="FLOAT")
+    return folder
+
+
+def style_clips_for(target: Target, folder: Path, settings: AcceptanceSettings, rate: int) -> Path:
+    """The clips a target's style is learned from (the same for every style type)."""
+    clips = folder / style_name(target.name)
+    if target.group == "c":
+        return recording_style_clips(target.name, clips, settings.style_clips, settings.seconds, rate)
+    return render_style_clips(target.name, clips, settings.style_clips, settings.seconds, rate, settings.seed)
+
+
 @dataclass(frozen=True)
 class Pair:
-    target_instrument: str
+    target: str
     content_instrument: str
+    content_effect: str  # "dry", "reverb" or "chorus"
     content: Path  # held-out melody, instrument A
-    target: Path  # the same melody, instrument B
+    target_audio: Path | None  # the same melody, instrument B (None: no ground truth)
     unrelated: Path  # another held-out melody, instrument A
 
 
-def render_pairs(target_name: str, folder: Path, settings: AcceptanceSettings, rate: int) -> list[Pair]:
-    """Held-out melodies for one target instrument, each with a content, a target and an unrelated rendering."""
+def render_pairs(target: Target, folder: Path, settings: AcceptanceSettings, rate: int) -> list[Pair]:
+    """Held-out melodies for one target, each as content, target (where there is one) and unrelated melody."""
     pairs = []
-    contents = [c for c in settings.contents if c != target_name]
+    contents = [c for c in settings.contents if c != target.name]
     for i in range(settings.pairs_per_target):
-        rng = random.Random(f"heldout-{settings.seed}-{target_name}-{i}")
+        rng = random.Random(f"heldout-{settings.seed}-{target.name}-{i}")
         notes, other = melody(rng, settings.seconds), melody(rng, settings.seconds)
         content_name = contents[i % len(contents)]
-        stem = folder / f"{style_name(target_name)}-{i + 1:02d}"
-        files = {"content": (notes, content_name), "target": (notes, target_name), "unrelated": (other, content_name)}
+        effect = ("dry", "reverb", "dry", "chorus")[i % 4] if target.group == "a" else "dry"
+        stem = folder / f"{style_name(target.name)}-{i + 1:02d}"
+        files = {"content": (notes, content_name, effect), "unrelated": (other, content_name, effect)}
+        if target.has_ground_truth:
+            files["target"] = (notes, target.name, "dry")
         paths = {}
-        for role, (melody_notes, name) in files.items():
+        for role, (melody_notes, name, fx) in files.items():
             paths[role] = Path(f"{stem}-{role}.wav")
             if not paths[role].is_file():
                 render_notes(melody_notes, instrument(name), paths[role], rate, settings.seconds)
-        pairs.append(Pair(target_name, content_name, paths["content"], paths["target"], paths["unrelated"]))
+                if fx != "dry":
+                    _add_effect(paths[role], fx, random.Random(f"{stem.name}-{role}-{fx}"))
+        pairs.append(Pair(target.name, content_name, effect, paths["content"], paths.get("target"),
+                          paths["unrelated"]))
     return pairs
 
 
+def _add_effect(path: Path, effect: str, rng: random.Random) -> None:
+    audio, rate = sf.read(str(path), dtype="float32")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), apply_effects(audio, rate, (effect,), rng), rate, subtype="FLOAT")
+
+
 # -- measures ---------------------------------------------------------------------------------------------------
-def _mono(path: Path, rate: int) -> np.ndarray:
-    return mono_at(read_audio(path), rate)
-
-
 def log_mel_db(audio: np.ndarray, converter: SpectrogramConverter) -> torch.Tensor:
     """Mel spectrogram in dB relative to the clip's loudest bin, floored at ``DB_FLOOR``."""
     mel = converter.mel(torch.from_numpy(np.ascontiguousarray(audio)).float())
@@ -146,73 +229,165 @@ def chroma_correlation(a: np.ndarray, b: np.ndarray, rate: int) -> float:
     return correlation(chroma(a[:n], rate), chroma(b[:n], rate))
 
 
-@dataclass(frozen=True)
+class Judges:
+    """The measures' models, loaded once: the model's own mel converter, the transcriber and the embedder."""
+
+    def __init__(self, converter: SpectrogramConverter):
+        from ..embedders import SoundEffectsEmbedder
+        from ..transcription import Transcriber
+
+        self.converter = converter
+        self.transcriber = Transcriber()
+        self.embedder = SoundEffectsEmbedder()
+
+    def features(self, audio: np.ndarray) -> "Features":
+        rate = self.converter.format.sample_rate
+        embedding = self.embedder.embed_audio([mono_at_rate(audio, rate, self.embedder.sample_rate)])[0]
+        return Features(log_mel_db(audio, self.converter), chroma(audio, rate),
+                        self.transcriber.notes(audio, rate), embedding)
+
+    def style_embedding(self, folder: Path) -> np.ndarray:
+        """The unit mean of the style clips' embeddings."""
+        clips = [mono_at(read_audio(p), self.embedder.sample_rate) for p in sorted(folder.glob("*.wav"))]
+        mean = self.embedder.embed_audio(clips).mean(axis=0)
+        return mean / np.linalg.norm(mean)
+
+
+def mono_at_rate(audio: np.ndarray, rate: int, to_rate: int) -> np.ndarray:
+    from ..audio import resample
+
+    return resample(audio[None], rate, to_rate)[0]
+
+
+@dataclass
 class Features:
     """What the measures compare, computed once per clip."""
 
     db: torch.Tensor
     chroma: np.ndarray
+    notes: object
+    embedding: np.ndarray = field(repr=False)
+
+    def compare(self, other: "Features", prefix: str) -> dict:
+        from ..transcription import note_f1
+
+        return {f"chroma_{prefix}": correlation(self.chroma, other.chroma),
+                f"f1_{prefix}": note_f1(other.notes, self.notes)}
 
 
-def features(path: Path, converter: SpectrogramConverter) -> Features:
-    audio = _mono(path, converter.format.sample_rate)
-    return Features(log_mel_db(audio, converter), chroma(audio, converter.format.sample_rate))
+@torch.no_grad()
+def codec_round_trip(engine: Engine, audio: np.ndarray, seed: int = 0, vae: bool = True) -> np.ndarray:
+    """A model-rate clip through the codec alone: image -> (VAE encode -> decode) -> Griffin-Lim, no diffusion."""
+    fmt = engine.base.spectrogram
+    overlap = int(round(engine.settings.overlap_seconds * fmt.sample_rate))
+    windows = torch.from_numpy(split(audio.astype(np.float32), fmt.window_samples, overlap))
+    images, maxima = engine.converter.audio_to_image(windows)
+    if vae:
+        with engine.base.autocast():
+            images = engine.decode(engine.encode(images)).float()
+    rebuilt = engine.converter.image_to_audio(images, maxima, torch.Generator().manual_seed(seed))
+    return join(rebuilt.cpu().numpy(), len(audio), overlap)
 
 
 # -- the run ----------------------------------------------------------------------------------------------------
+def learn_styles(engine: Engine, out: Path, settings: AcceptanceSettings, train: TrainSettings | None = None,
+                 progress: ProgressCallback | None = None, only_missing: bool = True) -> None:
+    """Learn every target's style (of each style type) that the library lacks, or all of them given ``train``."""
+    rate = engine.base.spectrogram.sample_rate
+    for target in settings.targets():
+        if only_missing and train is None and target.style in engine.library:
+            continue
+        clips = style_clips_for(target, out / "style-clips", settings, rate)
+        engine.train(target.style, [clips], train_settings(train or TrainSettings(), target.style_type),
+                     overwrite=True, progress=progress)
+
+
+def train_settings(base: TrainSettings, style_type: str) -> TrainSettings:
+    """The trainer's settings for a style type (the adapter it learns, if any)."""
+    adapter = STYLE_TYPES[style_type]
+    return base if adapter is None else replace(base, adapter=adapter)
+
+
 def run_acceptance(
     engine: Engine, out: Path, settings: AcceptanceSettings = AcceptanceSettings(),
     train: TrainSettings | None = None, progress: ProgressCallback | None = None,
 ) -> dict:
     """Measure every pair at every strength; learn missing styles first (or all of them, given ``train``)."""
     settings.validate()
+    learn_styles(engine, out, settings, train, progress)
     rate = engine.base.spectrogram.sample_rate
-    converter = engine.converter
-    rows = []
-    for target in settings.targets:
-        name = style_name(target)
-        if train is not None or name not in engine.library:
-            clips = render_style_clips(target, out / "style-clips" / name, settings.style_clips, settings.seconds,
-                                       rate, settings.seed)
-            engine.train(name, [clips], train or TrainSettings(), overwrite=True, progress=progress)
-        scale = settings.scale if settings.scale is not None else engine.recommended_settings(engine.style_mix(name)).scale
+    judges = Judges(engine.converter)
+    rows, codec_rows = [], []
+    for target in settings.targets():
+        clips = style_clips_for(target, out / "style-clips", settings, rate)
+        style_embedding = judges.style_embedding(clips)
+        scale = settings.scale if settings.scale is not None else \
+            engine.recommended_settings(engine.style_mix(target.style)).scale
         for pair in render_pairs(target, out / "pairs", settings, rate):
-            content, goal, unrelated = (features(p, converter) for p in (pair.content, pair.target, pair.unrelated))
-            before = db_distance(content.db, goal.db)
-            target_vs_content = correlation(goal.chroma, content.chroma)
-            # One denoising step (t = 21 of 1000 at 50 steps): the content through the VAE and Griffin-Lim with no
-            # style to speak of, so the codec's own artefacts can be told apart from what the style did.
-            sampler = SamplerSettings(strength=1 / settings.steps, scale=scale, steps=settings.steps, seed=settings.seed)
-            round_trip = db_distance(_stylize(engine, pair.content, name, sampler, out, progress).db, goal.db)
+            content_audio = _mono(pair.content, rate)
+            content, unrelated = judges.features(content_audio), judges.features(_mono(pair.unrelated, rate))
+            codec_audio = codec_round_trip(engine, content_audio, settings.seed)
+            codec = judges.features(codec_audio)
+            goal = judges.features(_mono(pair.target_audio, rate)) if pair.target_audio else None
+            if target.style_type == settings.style_types[0] or target.group == "a":
+                codec_rows.append(_codec_row(engine, judges, target, pair, content_audio, content, codec))
+            base = {"group": target.group, "target": target.name, "style_type": target.style_type,
+                    "content_instrument": pair.content_instrument, "content_effect": pair.content_effect,
+                    "pair": pair.content.stem, "scale": scale,
+                    "similarity_content": float(content.embedding @ style_embedding),
+                    "similarity_round_trip": float(codec.embedding @ style_embedding),
+                    **{k + "_round_trip": v for k, v in codec.compare(content, "vs_content").items()},
+                    **{k: v for k, v in content.compare(unrelated, "content_vs_unrelated").items()}}
+            if goal is not None:
+                base |= {"distance_content_to_target": db_distance(content.db, goal.db),
+                         "distance_round_trip_to_target": db_distance(codec.db, goal.db),
+                         "similarity_target": float(goal.embedding @ style_embedding),
+                         **goal.compare(content, "target_vs_content")}
             for strength in settings.strengths:
-                sampler = replace(sampler, strength=strength)
-                stylized = _stylize(engine, pair.content, name, sampler, out, progress)
-                after = db_distance(stylized.db, goal.db)
-                rows.append({
-                    "target": target, "content_instrument": pair.content_instrument, "pair": pair.content.stem,
-                    "strength": strength, "scale": scale,
-                    "distance_content_to_target": before, "distance_stylized_to_target": after,
-                    "reduction_db": before - after, "reduction_fraction": (before - after) / before,
-                    "distance_round_trip_to_target": round_trip, "reduction_vs_round_trip_db": round_trip - after,
-                    "chroma_vs_content": correlation(stylized.chroma, content.chroma),
-                    "chroma_vs_unrelated": correlation(stylized.chroma, unrelated.chroma),
-                    "chroma_target_vs_content": target_vs_content,
-                })
-    results = {"settings": asdict(settings), "model": engine.base.model_id, "rows": rows,
-               "summary": summarize(rows)}
+                sampler = SamplerSettings(strength=strength, scale=scale, steps=settings.steps, seed=settings.seed)
+                stylized = judges.features(_stylize(engine, pair.content, target.style, sampler, out, progress))
+                row = {**base, "strength": strength, **stylized.compare(content, "vs_content"),
+                       **stylized.compare(unrelated, "vs_unrelated"),
+                       "similarity_stylized": float(stylized.embedding @ style_embedding)}
+                row["similarity_gain"] = row["similarity_stylized"] - row["similarity_content"]
+                if goal is not None:
+                    after = db_distance(stylized.db, goal.db)
+                    row |= {"distance_stylized_to_target": after,
+                            "reduction_db": row["distance_content_to_target"] - after,
+                            "reduction_vs_round_trip_db": row["distance_round_trip_to_target"] - after}
+                rows.append(row)
+    results = {"settings": asdict(settings), "model": engine.base.model_id,
+               "fingerprint": engine.base.fingerprint, "rows": rows, "codec": codec_rows,
+               "summary": summarize(rows), "codec_summary": summarize_codec(codec_rows)}
     write_json(out / "acceptance.json", results)
     with atomic_path(out / "acceptance.md") as tmp:
-        tmp.write_text(markdown(results["summary"]))
+        tmp.write_text(markdown(results))
     return results
 
 
+def _codec_row(engine: Engine, judges: Judges, target: Target, pair: Pair, audio: np.ndarray,
+               content: "Features", codec: "Features") -> dict:
+    """What the codec loses on one content clip: with the VAE and with Griffin-Lim alone."""
+    griffin_lim = judges.features(codec_round_trip(engine, audio, vae=False))
+    return {"group": target.group, "pair": pair.content.stem, "content_effect": pair.content_effect,
+            "codec_distance_db": db_distance(codec.db, content.db),
+            "codec_f1": codec.compare(content, "vs_content")["f1_vs_content"],
+            "griffin_lim_distance_db": db_distance(griffin_lim.db, content.db),
+            "griffin_lim_f1": griffin_lim.compare(content, "vs_content")["f1_vs_content"]}
+
+
+def _mono(path: Path, rate: int) -> np.ndarray:
+    return mono_at(read_audio(path), rate)
+
+
 def _stylize(engine: Engine, content: Path, style: str, sampler: SamplerSettings, out: Path,
-             progress: ProgressCallback | None) -> Features:
-    """Stylize into ``out/stylized`` (named by content, style, scale and strength); return the result's features."""
+             progress: ProgressCallback | None) -> np.ndarray:
+    """Stylize into ``out/stylized`` (named by content, style, scale and strength); return the model-rate audio."""
     path = out / "stylized" / f"{content.stem}_{style}_scale{sampler.scale:g}_s{sampler.strength:g}.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine.stylize(content, style, sampler, path, progress=progress, overwrite=True)  # its own scratch folder
-    return features(path, engine.converter)
+    if not path.is_file():
+        engine.stylize(content, style, sampler, path, progress=progress)
+    return _mono(path, engine.base.spectrogram.sample_rate)
 
 
 def _stats(values: list[float]) -> dict:
@@ -221,38 +396,63 @@ def _stats(values: list[float]) -> dict:
             "n": int(data.size)}
 
 
-MEASURES = ("distance_content_to_target", "distance_stylized_to_target", "reduction_db", "reduction_fraction",
-            "distance_round_trip_to_target", "reduction_vs_round_trip_db", "chroma_vs_content", "chroma_vs_unrelated", "chroma_target_vs_content")
+MEASURES = ("distance_content_to_target", "distance_round_trip_to_target", "distance_stylized_to_target",
+            "reduction_db", "reduction_vs_round_trip_db", "chroma_vs_content", "chroma_vs_unrelated",
+            "chroma_target_vs_content", "f1_vs_content", "f1_vs_unrelated", "f1_vs_content_round_trip",
+            "f1_target_vs_content", "similarity_content", "similarity_round_trip", "similarity_stylized",
+            "similarity_target", "similarity_gain")
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Per strength, over all targets and per target: mean, spread and range of every measure."""
+    """Per group, style type and strength, over all targets and per target: mean, spread and range of each measure."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["strength"], "all"), []).append(row)
-        groups.setdefault((row["strength"], row["target"]), []).append(row)
-    return [{"strength": strength, "target": target, **{m: _stats([r[m] for r in group]) for m in MEASURES}}
-            for (strength, target), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "all", kv[0][1]))]
+        for target in ("all", row["target"]):
+            groups.setdefault((row["group"], row["style_type"], row["strength"], target), []).append(row)
+    summary = []
+    for (group, kind, strength, target), members in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3] != "all", kv[0][3])):
+        stats = {m: _stats([r[m] for r in members]) for m in MEASURES if m in members[0]}
+        summary.append({"group": group, "style_type": kind, "strength": strength, "target": target,
+                        "n": len(members), **stats})
+    return summary
 
 
-HEADER = ("| strength | target | pairs | log-mel distance to target (dB): content | stylized | reduction (dB) "
-          "| reduction (%) | reduction vs the codec round trip (dB) "
-          "| chroma r: stylized vs content | stylized vs unrelated melody | target vs content |")
+def summarize_codec(rows: list[dict]) -> dict:
+    """The codec's losses over every content clip measured (mean and spread)."""
+    keys = ("codec_distance_db", "codec_f1", "griffin_lim_distance_db", "griffin_lim_f1")
+    return {k: _stats([r[k] for r in rows]) for k in keys} if rows else {}
 
 
-def _mean_spread(stats: dict, factor: float = 1.0) -> str:
-    return f"{stats['mean'] * factor:.2f} ± {stats['std'] * factor:.2f}"
+def _cell(row: dict, measure: str) -> str:
+    stats = row.get(measure)
+    return f"{stats['mean']:.2f} ± {stats['std']:.2f}" if stats else "-"
 
 
-def markdown(summary: list[dict]) -> str:
-    """The summary as a Markdown table: mean ± standard deviation over pairs."""
-    lines = [HEADER, "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in summary:
-        cells = [f"{row['strength']:g}", row["target"], str(row["reduction_db"]["n"])]
-        cells += [_mean_spread(row[m]) for m in ("distance_content_to_target", "distance_stylized_to_target", "reduction_db")]
-        cells += [_mean_spread(row["reduction_fraction"], 100), _mean_spread(row["reduction_vs_round_trip_db"])]
-        cells += [_mean_spread(row[m]) for m in ("chroma_vs_content", "chroma_vs_unrelated", "chroma_target_vs_content")]
-        lines.append("| " + " | ".join(cells) + " |")
+COLUMNS = (
+    ("log-mel dist. to target (dB): content", "distance_content_to_target"),
+    ("codec", "distance_round_trip_to_target"), ("stylized", "distance_stylized_to_target"),
+    ("reduction (dB)", "reduction_db"), ("chroma r vs content", "chroma_vs_content"),
+    ("vs unrelated", "chroma_vs_unrelated"), ("note F1 vs content", "f1_vs_content"),
+    ("codec", "f1_vs_content_round_trip"), ("vs unrelated", "f1_vs_unrelated"),
+    ("style sim.: content", "similarity_content"), ("codec", "similarity_round_trip"),
+    ("stylized", "similarity_stylized"), ("target", "similarity_target"), ("gain", "similarity_gain"),
+)
+
+
+def markdown(results: dict) -> str:
+    """The summary as Markdown tables: mean ± standard deviation over pairs, and the codec's losses."""
+    lines = ["| group | style | strength | target | n | " + " | ".join(c for c, _ in COLUMNS) + " |",
+             "|" + "---|" * (5 + len(COLUMNS))]
+    for row in results["summary"]:
+        cells = [row["group"], row["style_type"], f"{row['strength']:g}", row["target"], str(row["n"])]
+        lines.append("| " + " | ".join(cells + [_cell(row, m) for _, m in COLUMNS]) + " |")
+    codec = results.get("codec_summary") or {}
+    if codec:
+        lines += ["", "| codec round trip vs content | log-mel distance (dB) | note F1 |", "|---|---|---|",
+                  f"| VAE + Griffin-Lim | {_cell(codec, 'codec_distance_db')} | {_cell(codec, 'codec_f1')} |",
+                  f"| Griffin-Lim alone | {_cell(codec, 'griffin_lim_distance_db')} | "
+                  f"{_cell(codec, 'griffin_lim_f1')} |"]
     return "\n".join(lines) + "\n"
 
 

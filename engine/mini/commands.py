@@ -26,9 +26,12 @@ def add_mini_command(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--work", default=DEFAULT_WORK, help="folder for the audio, latents and checkpoint")
     train.add_argument("--out", default=str(MODEL_DIR), help="where the model is written (default: the shipped one)")
     train.add_argument("--seed", type=int, help="default 0")
-    train.add_argument("--vae-steps", type=int, help="default 1000 (for smoke runs: fewer)")
-    train.add_argument("--unet-steps", type=int, help="default 2000 (for smoke runs: fewer)")
-    train.add_argument("--seconds-per-instrument", type=float, help="rendered audio per instrument (default 150)")
+    train.add_argument("--device", default="auto", help="cuda, cpu or auto (default: a GPU if there is one)")
+    train.add_argument("--vae-steps", type=int, help="VAE steps, or their ceiling with --vae-minutes (default 3000)")
+    train.add_argument("--unet-steps", type=int, help="UNet steps, or their ceiling with --unet-minutes (default 6000)")
+    train.add_argument("--vae-minutes", type=float, help="wall-clock budget of the VAE phase (default: none)")
+    train.add_argument("--unet-minutes", type=float, help="wall-clock budget of the UNet phase (default: none)")
+    train.add_argument("--seconds-per-program", type=float, help="dry audio per program and soundfont (default 30)")
 
     styles = actions.add_parser("styles", help="learn the shipped styles on the mini model")
     styles.add_argument("--out", default=str(STYLES_DIR), help="style folder (default: the shipped one)")
@@ -36,13 +39,18 @@ def add_mini_command(commands: argparse._SubParsersAction) -> None:
     add_model_options(styles, MINI)
     styles.set_defaults(styles_dir=None)
 
-    acceptance = actions.add_parser("acceptance", help="measure styles against rendered ground truth")
+    acceptance = actions.add_parser("acceptance", help="measure styles against rendered ground truth (v2)")
     acceptance.add_argument("--out", default="mini-acceptance", help="folder for clips, audio and results")
-    acceptance.add_argument("--targets", help="comma-separated target instruments (default: the shipped styles')")
+    acceptance.add_argument("--groups", help="comma-separated groups a (in distribution), b (held-out programs), "
+                                             "c (real recordings) (default: a,b,c)")
+    acceptance.add_argument("--targets", help="comma-separated group (a) instruments (default: the shipped styles')")
+    acceptance.add_argument("--held-out", help="comma-separated group (b) programs (default: bassoon,shamisen,bagpipe)")
+    acceptance.add_argument("--recordings", help="comma-separated group (c) families (default: tabla,guitar,glass)")
+    acceptance.add_argument("--style-types", help="style types measured in (b) and (c): tve,lora (default: both)")
     acceptance.add_argument("--pairs", type=int, help="held-out melodies per target (default 8)")
     acceptance.add_argument("--strength", help="comma-separated strengths (default 0.3,0.5,0.7)")
     acceptance.add_argument("--scale", type=float, help="guidance scale for every style (default: each style's own)")
-    acceptance.add_argument("--sampling-steps", type=int, default=50)
+    acceptance.add_argument("--sampling-steps", type=int, default=50, help="sampler steps (default 50)")
     acceptance.add_argument("--train-steps", type=int,
                             help="learn the target styles anew with this many steps (default: use the library's)")
     add_model_options(acceptance, MINI)
@@ -80,7 +88,7 @@ def _acceptance(args: argparse.Namespace, bar) -> int:
     train = TrainSettings(steps=args.train_steps).validate() if args.train_steps is not None else None
     engine = load_engine(args, args.model)
     results = run_acceptance(engine, Path(args.out), settings, train, progress=bar)
-    print(markdown(results["summary"]))
+    print(markdown(results))
     return 0
 
 
@@ -90,8 +98,11 @@ def _acceptance_settings(args: argparse.Namespace):
     from .acceptance import AcceptanceSettings
 
     settings = AcceptanceSettings(steps=args.sampling_steps, scale=args.scale)
-    if args.targets is not None:
-        settings = replace(settings, targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()))
+    lists = {"groups": args.groups, "in_distribution": args.targets, "held_out": args.held_out,
+             "recordings": args.recordings, "style_types": args.style_types}
+    for key, value in lists.items():
+        if value is not None:
+            settings = replace(settings, **{key: tuple(t.strip() for t in value.split(",") if t.strip())})
     if args.pairs is not None:
         settings = replace(settings, pairs_per_target=args.pairs)
     if args.strength is not None:
@@ -104,10 +115,14 @@ def _acceptance_settings(args: argparse.Namespace):
 def _train(args: argparse.Namespace, bar) -> int:
     from .train import MiniTrainer, MiniTrainSettings
 
+    from dataclasses import replace
+
     given = {"seed": args.seed, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
-             "seconds_per_instrument": args.seconds_per_instrument}
+             "vae_minutes": args.vae_minutes, "unet_minutes": args.unet_minutes}
     settings = MiniTrainSettings(**{k: v for k, v in given.items() if v is not None})
-    trainer = MiniTrainer(args.work, settings)
+    if args.seconds_per_program is not None:
+        settings = replace(settings, corpus=replace(settings.corpus, seconds_per_program=args.seconds_per_program))
+    trainer = MiniTrainer(args.work, settings, device=args.device)
     out = trainer.run(args.out, progress=bar)
     print(json.dumps({"model": str(out), "seconds": trainer.log["seconds"]}))
     return 0

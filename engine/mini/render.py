@@ -1,13 +1,11 @@
 """Renders MIDI to audio with FluidSynth and the General MIDI soundfont: the mini model's training data.
 
 Debian: ``apt install fluidsynth fluid-soundfont-gm`` (the soundfont is MIT-licensed). Every clip is rendered
-dry (no reverb or chorus) at the model's sample rate, and the whole set is reproducible from one seed.
+dry (FluidSynth's reverb and chorus off) at the model's sample rate; ``corpus.py`` adds effects of its own.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import shutil
 import subprocess
 import tempfile
@@ -18,9 +16,9 @@ import mido
 import numpy as np
 import soundfile as sf
 
-from ..atomic import atomic_path, write_json
+from ..atomic import atomic_path
 from ..errors import RendererMissingError, RestyleError
-from .melodies import Note, phrase, to_midi
+from .melodies import Note, to_midi
 
 SOUNDFONT_PATHS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
 
@@ -36,24 +34,49 @@ class Instrument:
     drums: bool = False
 
 
+# Pitch ranges by General MIDI family (program // 8): where each family's instruments sound good.
+FAMILY_RANGES = (
+    (36, 96), (60, 96), (36, 84), (40, 76), (28, 55), (40, 84), (40, 84), (40, 79),
+    (50, 84), (60, 96), (48, 84), (40, 79), (48, 84), (48, 84), (48, 79), (48, 84),
+)
+# Every General MIDI program, captioned in a few plain words. The v1 model's 44 captions are kept as they were.
+GM_CAPTIONS = (
+    "piano", "bright piano", "electric grand", "honky-tonk piano", "electric piano", "fm piano", "harpsichord",
+    "clavinet", "celesta", "glockenspiel", "music box", "vibraphone", "marimba", "xylophone", "tubular bells",
+    "dulcimer", "drawbar organ", "percussive organ", "rock organ", "church organ", "reed organ", "accordion",
+    "harmonica", "tango accordion", "nylon guitar", "steel guitar", "jazz guitar", "clean guitar", "muted guitar",
+    "overdriven guitar", "distortion guitar", "guitar harmonics", "acoustic bass", "finger bass", "picked bass",
+    "fretless bass", "slap bass", "funk bass", "synth bass", "analog bass", "violin", "viola", "cello",
+    "contrabass", "tremolo strings", "pizzicato strings", "harp", "timpani", "string ensemble", "slow strings",
+    "synth strings", "analog strings", "choir", "vocal oohs", "synth voice", "orchestra hit", "trumpet",
+    "trombone", "tuba", "muted trumpet", "french horn", "brass section", "synth brass", "analog brass",
+    "soprano sax", "saxophone", "tenor sax", "baritone sax", "oboe", "english horn", "bassoon", "clarinet",
+    "piccolo", "flute", "recorder", "pan flute", "blown bottle", "shakuhachi", "whistle", "ocarina",
+    "square lead", "saw lead", "calliope", "chiff lead", "charang", "voice lead", "fifths lead", "bass lead",
+    "new age pad", "warm pad", "polysynth", "space voice", "bowed glass", "metallic pad", "halo pad", "sweep pad",
+    "rain fx", "soundtrack fx", "crystal fx", "atmosphere fx", "brightness fx", "goblins fx", "echoes fx",
+    "sci-fi fx", "sitar", "banjo", "shamisen", "koto", "kalimba", "bagpipe", "fiddle", "shanai", "tinkle bell",
+    "agogo", "steel drums", "woodblock", "taiko drum", "melodic tom", "synth drum", "reverse cymbal",
+    "fret noise", "breath noise", "seashore", "bird tweet", "telephone", "helicopter", "applause", "gunshot",
+)
+# Ranges the v1 model used for its instruments (where they differ from the family's).
+_RANGES = {
+    "piano": (48, 84), "electric piano": (48, 84), "harpsichord": (48, 84), "glockenspiel": (72, 100),
+    "vibraphone": (53, 89), "marimba": (48, 84), "xylophone": (65, 96), "tubular bells": (60, 77),
+    "reed organ": (48, 84), "accordion": (53, 89), "harmonica": (60, 84), "acoustic bass": (28, 55),
+    "synth bass": (28, 60), "violin": (55, 96), "cello": (36, 72), "harp": (36, 91), "timpani": (36, 57),
+    "choir": (48, 79), "trumpet": (55, 82), "trombone": (40, 72), "french horn": (41, 77), "saxophone": (49, 80),
+    "oboe": (58, 91), "clarinet": (50, 91), "pan flute": (60, 91), "square lead": (48, 84), "saw lead": (48, 84),
+    "sitar": (48, 77), "kalimba": (60, 91), "steel drums": (52, 84), "bird tweet": (60, 84),
+}
 INSTRUMENTS = (
-    Instrument("piano", 0), Instrument("electric piano", 4), Instrument("harpsichord", 6),
-    Instrument("celesta", 8, 60, 96), Instrument("glockenspiel", 9, 72, 100), Instrument("music box", 10, 60, 96),
-    Instrument("vibraphone", 11, 53, 89), Instrument("marimba", 12, 48, 84), Instrument("xylophone", 13, 65, 96),
-    Instrument("tubular bells", 14, 60, 77), Instrument("church organ", 19, 36, 84), Instrument("reed organ", 20),
-    Instrument("accordion", 21, 53, 89), Instrument("harmonica", 22, 60, 84), Instrument("nylon guitar", 24, 40, 76),
-    Instrument("steel guitar", 25, 40, 76), Instrument("distortion guitar", 30, 40, 76),
-    Instrument("acoustic bass", 32, 28, 55), Instrument("synth bass", 38, 28, 60), Instrument("violin", 40, 55, 96),
-    Instrument("cello", 42, 36, 72), Instrument("pizzicato strings", 45, 40, 84), Instrument("harp", 46, 36, 91),
-    Instrument("timpani", 47, 36, 57), Instrument("string ensemble", 48, 40, 84), Instrument("choir", 52, 48, 79),
-    Instrument("trumpet", 56, 55, 82), Instrument("trombone", 57, 40, 72), Instrument("french horn", 60, 41, 77),
-    Instrument("brass section", 61, 40, 79), Instrument("saxophone", 65, 49, 80), Instrument("oboe", 68, 58, 91),
-    Instrument("clarinet", 71, 50, 91), Instrument("flute", 73, 60, 96), Instrument("pan flute", 75, 60, 91),
-    Instrument("square lead", 80), Instrument("saw lead", 81), Instrument("warm pad", 89, 40, 79),
-    Instrument("sitar", 104, 48, 77), Instrument("banjo", 105, 48, 84), Instrument("kalimba", 108, 60, 91),
-    Instrument("steel drums", 114, 52, 84), Instrument("bird tweet", 123, 60, 84),
+    *(Instrument(name, program, *_RANGES.get(name, FAMILY_RANGES[program // 8]))
+      for program, name in enumerate(GM_CAPTIONS)),
     Instrument("drums", 0, drums=True),
 )
+# Programs that appear in no v2 training caption and no v2 training audio: kept for acceptance group (b).
+HELD_OUT = ("clavinet", "dulcimer", "viola", "orchestra hit", "bassoon", "whistle", "ocarina", "shamisen", "koto",
+            "bagpipe")
 BY_NAME = {i.name: i for i in INSTRUMENTS}
 
 
@@ -106,41 +129,3 @@ def render_midi(
 def render_notes(notes: list[Note], inst: Instrument, out: str | Path, sample_rate: int, seconds: float) -> Path:
     """One phrase played by one instrument, as a WAV exactly ``seconds`` long."""
     return render_midi(to_midi([notes], inst.program, inst.drums, gap=0.0), out, sample_rate, seconds)
-
-
-def render_training_set(
-    folder: str | Path, sample_rate: int, seed: int = 0, seconds_per_instrument: float = 150.0,
-    instruments: tuple[Instrument, ...] = INSTRUMENTS,
-) -> Path:
-    """Render random phrases for every instrument into ``folder`` (one long WAV each) plus ``manifest.json``.
-
-    Existing files with the same settings are kept, so an interrupted render resumes where it stopped.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = {"seed": seed, "sample_rate": sample_rate, "seconds_per_instrument": seconds_per_instrument}
-    manifest = folder / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text())["settings"] != settings:
-        for old in folder.glob("*.wav"):  # rendered with other settings: start again
-            old.unlink()
-    entries = []
-    for inst in instruments:
-        rng = random.Random(f"train-{seed}-{inst.name}")
-        phrases, total = [], 0.0
-        while total < seconds_per_instrument:
-            length = rng.uniform(2.0, 6.0)
-            phrases.append(phrase(rng, length, inst.low, inst.high, inst.drums))
-            total += length + 0.5
-        path = folder / f"{inst.name.replace(' ', '_')}.wav"
-        if not path.is_file():
-            render_midi(to_midi(phrases, inst.program, inst.drums), path, sample_rate)
-        entries.append({"file": path.name, "caption": inst.name})
-    write_json(manifest, {"settings": settings, "clips": entries})
-    return folder
-
-
-def read_manifest(folder: str | Path) -> list[tuple[Path, str]]:
-    """(wav path, caption) pairs of a rendered set."""
-    folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return [(folder / e["file"], e["caption"]) for e in manifest["clips"]]

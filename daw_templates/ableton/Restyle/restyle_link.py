@@ -1,18 +1,32 @@
 """The part of the Restyle remote script that does the work, free of Live imports so it can be tested.
 
-It reads the selected clip from Live's object model, sends its file (and, for unwarped clips, the region between
-the markers) to `restyle serve` over UDP, and on each tick of Live's main thread polls a non-blocking socket:
-progress goes to Live's status bar, and the result becomes an audio clip in the next empty slot of the same track
+It reads the selected clip from Live's object model, sends its file and the region Live plays (the loop when
+looping is on, else the markers; warped clips' beats turned into file seconds with beat_to_sample_time) to
+`restyle serve` over UDP, and on each tick of Live's main thread polls a non-blocking socket: progress and every
+failure go to Live's status bar, and the result becomes an audio clip in the next empty slot of the same track
 (ClipSlot.create_audio_clip, Live 12.0.5 and later). No threads: Live's embedded Python cannot run them safely.
 """
 
+import binascii
 import itertools
 import os
 import socket
+import time
 
 from . import osc
 
 ROOT = "/restyle"
+RETRY_AFTER = 2.0  # seconds without an answer before the same request (same id: never a second job) is resent
+RETRIES = 2
+
+
+def clip_region(clip):
+    """(start, end) in seconds of the clip's file: the loop when looping is on, else the markers."""
+    start, end = (clip.loop_start, clip.loop_end) if clip.looping else (clip.start_marker, clip.end_marker)
+    if clip.warping:  # positions are in beats: Live maps them to the file's samples
+        rate = float(clip.sample_rate)
+        return clip.beat_to_sample_time(start) / rate, clip.beat_to_sample_time(end) / rate
+    return float(start), float(end)
 
 
 class RestyleLink(object):
@@ -24,7 +38,8 @@ class RestyleLink(object):
         self.sock.bind(("127.0.0.1" if host in ("127.0.0.1", "localhost") else "", 0))
         self.sock.setblocking(False)
         self._ids = itertools.count(1)
-        self.requests = {}  # request id -> (track, slot index)
+        self._session = binascii.hexlify(os.urandom(4)).decode()  # ids stay unique across script reloads
+        self.requests = {}  # request id -> Pending
         self.jobs = {}  # job id -> (track, slot index)
 
     def close(self):
@@ -44,21 +59,33 @@ class RestyleLink(object):
         if slot_index is None:
             self.show_message("Restyle: only Session View clips are supported")
             return None
-        args = [os.path.abspath(clip.file_path)]
-        if not clip.warping:  # unwarped clips have their markers in seconds of the file
-            args += ["start", float(clip.start_marker), "end", float(clip.end_marker)]
-        request_id = "live-%d" % next(self._ids)
-        self.requests[request_id] = (track, slot_index)
-        self.send("stylize", [request_id] + args)
+        if any(p.clip == clip for p in self.requests.values()):
+            self.show_message("Restyle: already sent; waiting for the server")
+            return None
+        start, end = clip_region(clip)
+        args = [os.path.abspath(clip.file_path), "start", start, "end", end]
+        request_id = "live-%s-%d" % (self._session, next(self._ids))
+        self.requests[request_id] = Pending(clip, track, slot_index, ["stylize", [request_id] + args])
+        self.send(*self.requests[request_id].message)
         self.show_message("Restyle: sent %s" % os.path.basename(clip.file_path))
         return request_id
 
     def poll(self):
-        """Handle everything that arrived since the last tick (called about every 100 ms)."""
+        """Handle everything that arrived since the last tick (called about every 100 ms); never raises."""
+        try:
+            self._receive()
+            self._resend_or_give_up()
+        except Exception as exc:  # whatever Live or the network raise must reach the status bar, not the tick
+            self.show_message("Restyle: %s" % exc)
+
+    def _receive(self):
         while True:
             try:
                 data, _ = self.sock.recvfrom(65536)
-            except (BlockingIOError, socket.error):
+            except (BlockingIOError, socket.timeout):
+                return
+            except OSError:  # e.g. "connection refused" from the last datagram: nothing listens there
+                self._server_down()
                 return
             try:
                 address, args = osc.decode(data)
@@ -66,10 +93,29 @@ class RestyleLink(object):
                 continue
             self.handle(address[len(ROOT) + 1:], args)
 
+    def _resend_or_give_up(self):
+        now = time.monotonic()
+        for request_id, pending in list(self.requests.items()):
+            if now - pending.sent < RETRY_AFTER:
+                continue
+            if pending.tries > RETRIES:
+                self._server_down()
+                return
+            pending.tries += 1
+            pending.sent = now
+            self.send(*pending.message)
+
+    def _server_down(self):
+        if self.requests:
+            self.requests.clear()
+            self.show_message("Restyle: no answer from the server at %s:%d; is `restyle serve` running?" % self.server)
+
     def handle(self, name, args):
         if name == "accepted" and args and args[0] in self.requests:
-            self.jobs[args[1]] = self.requests.pop(args[0])
-            self.show_message("Restyle: queued (%d ahead)" % max(0, args[2] - 1))
+            pending = self.requests.pop(args[0])
+            self.jobs[args[1]] = (pending.track, pending.slot_index)
+            position = int(args[2])  # 0 = running now, 1 = next, ...
+            self.show_message("Restyle: running" if position == 0 else "Restyle: queued, %d job(s) ahead" % position)
         elif name == "error" and args and args[0] in self.requests:
             self.requests.pop(args[0])
             self.show_message("Restyle: %s" % args[2])
@@ -83,9 +129,22 @@ class RestyleLink(object):
             self.show_message("Restyle: %s" % (args[2] if name == "failed" else "cancelled"))
 
     def place(self, track, slot_index, path):
-        for slot in list(track.clip_slots)[slot_index + 1:]:
-            if not slot.has_clip:
-                slot.create_audio_clip(path)
-                self.show_message("Restyle: done, %s" % os.path.basename(path))
+        """The result in the next empty slot below the clip; where Live refuses, the status bar says why."""
+        try:
+            slot = next((s for s in list(track.clip_slots)[slot_index + 1:] if not s.has_clip), None)
+            if slot is None:
+                self.show_message("Restyle: no empty slot below the clip; the result is at %s" % path)
                 return
-        self.show_message("Restyle: no empty slot below the clip; the result is at %s" % path)
+            slot.create_audio_clip(path)
+        except Exception as exc:  # Live raises for MIDI, group or frozen tracks, and deleted tracks or scenes
+            self.show_message("Restyle: Live could not add the clip (%s); the result is at %s" % (exc, path))
+            return
+        self.show_message("Restyle: done, %s" % os.path.basename(path))
+
+
+class Pending(object):
+    """A request not answered yet: what to resend, and where its result goes."""
+
+    def __init__(self, clip, track, slot_index, message):
+        self.clip, self.track, self.slot_index, self.message = clip, track, slot_index, message
+        self.sent, self.tries = time.monotonic(), 1

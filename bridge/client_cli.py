@@ -1,0 +1,266 @@
+"""The DAW client commands, ``restyle send``, ``learn``, ``cancel`` and ``status``, talking to a running server.
+
+A DAW starts one of these for every action, so this module and everything it imports stay free of the engine's
+ML stack (torch, diffusers, transformers): tests/test_client_startup.py checks that, benchmarks/client_startup.py
+times it. DAW scripts cannot read a background process's output, so the outcome can also be left in files:
+``--result-file`` (the result or the error, always written), ``--progress-file`` (written at once, then on every
+step) and ``--log`` (one line per event, appended).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.atomic import write_json
+from engine.console import ProgressBar, new_parser, run
+from engine.errors import RestyleError
+from engine.progress import Progress
+
+from .client import Event, RestyleClient, ServerError
+from .wire import DEFAULT_PORT
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add send, learn, cancel and status to a ``restyle`` parser."""
+    send = commands.add_parser("send", help="send an audio file to a running server and wait for the result")
+    send.add_argument("input", help="audio file (its path must be readable by the server)")
+    _add_server_options(send)
+    send.add_argument("--style")
+    send.add_argument("--strength", type=float)
+    send.add_argument("--scale", type=float)
+    send.add_argument("--steps", type=int)
+    send.add_argument("--seed", type=int)
+    send.add_argument("--start", type=float, help="region start in seconds")
+    send.add_argument("--end", type=float, help="region end in seconds")
+    send.add_argument("-o", "--output", help="output file, which must not exist yet (default: a fresh name chosen "
+                                            "by the server, next to the input)")
+    send.add_argument("--stereo", action="store_true")
+    _add_job_options(send)
+
+    learn = commands.add_parser("learn", help="learn a new style on a running server (its model, its queue)")
+    learn.add_argument("name", help="the new style's name")
+    learn.add_argument("clips", nargs="+", help="audio files (their paths must be readable by the server)")
+    _add_server_options(learn)
+    _add_job_options(learn)
+
+    cancel = commands.add_parser("cancel", help="cancel jobs on a running server")
+    cancel.add_argument("jobs", nargs="+", metavar="JOB", help="job ids, as send/learn print them")
+    _add_server_options(cancel)
+
+    status = commands.add_parser("status", help="show a running server's queue, knobs and styles")
+    _add_server_options(status)
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--result-file", metavar="FILE", help="also write the report (or the error) as JSON to FILE")
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds to wait in all (send, learn) / for an answer (status, cancel: default 2)")
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                        help="wait for the result (default) or return once the job is accepted")
+    parser.add_argument("--stall", type=float, default=30.0, help="give up when the server is silent this long")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--result-file", metavar="FILE", help="also write the result (or the error) as JSON to "
+                                                             "FILE, atomically: for DAW scripts that poll for it")
+    parser.add_argument("--progress-file", metavar="FILE", help="keep the job's state in FILE (JSON), written as "
+                                                               "soon as the command starts")
+    parser.add_argument("--log", metavar="FILE", help="append one line per event of the job to FILE")
+
+
+# -- reporting to files -------------------------------------------------------------------------------------------
+class JobReport:
+    """A job's news for the terminal and for the files a DAW script reads."""
+
+    def __init__(self, args: argparse.Namespace, label: str):
+        self.progress_file = getattr(args, "progress_file", None)
+        self.log_file = getattr(args, "log", None)
+        self.bar = ProgressBar(label)
+        self.state: dict = {"state": "starting"}
+        self._write()
+
+    def accepted(self, job_id: str, position: int) -> None:
+        self.update(f"{job_id} accepted, position {position}", state="queued" if position else "running",
+                    job=job_id, position=position)
+
+    def __call__(self, event: Event) -> None:
+        """Feed one push about the job (started, progress...)."""
+        if event.name == "progress":
+            job, fraction, done, total, stage = event.args
+            if total:
+                self.bar(Progress(str(stage), int(done), int(total)))
+            self.update(f"{job} {stage} {round(100 * float(fraction))} %", state="running", position=0,
+                        fraction=float(fraction), stage=str(stage))
+        elif event.name == "started":
+            self.update(f"{event.args[0]} started", state="running", position=0)
+
+    def update(self, line: str, **state: object) -> None:
+        self.state.update(state)
+        self._write()
+        if self.log_file:
+            with open(self.log_file, "a", encoding="utf-8") as log:
+                log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def _write(self) -> None:
+        if self.progress_file:
+            write_json(self.progress_file, self.state)
+
+
+def with_result_file(args: argparse.Namespace, work: Callable[[], dict]) -> dict:
+    """Run ``work``; with --result-file its result, or any failure at all, is left in that file as JSON."""
+    path = getattr(args, "result_file", None)
+    try:
+        result = work()
+    except RestyleError as exc:
+        _write_failure(path, getattr(exc, "code", "error"), str(exc))
+        raise
+    except KeyboardInterrupt:
+        _write_failure(path, "interrupted", "Interrupted before the job finished.")
+        raise
+    except Exception as exc:  # a bug or an OS error must still reach the DAW as one readable line
+        _write_failure(path, "internal", f"{type(exc).__name__}: {exc}")
+        raise ServerError(f"{type(exc).__name__}: {exc}", "internal") from exc
+    if path:
+        write_json(path, {"ok": True, **result})
+    return result
+
+
+def _write_failure(path: str | None, code: str, message: str) -> None:
+    if path:
+        write_json(path, {"ok": False, "code": code, "error": message})
+
+
+# -- commands -----------------------------------------------------------------------------------------------------
+def cmd_send(args: argparse.Namespace) -> int:
+    """Submit a clip, follow the job, print the output path (or JSON)."""
+    report = JobReport(args, "restyle")
+    try:
+        result = with_result_file(args, lambda: _send(args, report))
+    finally:
+        report.close()
+    print(json.dumps(result) if args.json else result.get("output", result.get("job")))
+    return 0
+
+
+def _send(args: argparse.Namespace, report: JobReport) -> dict:
+    options: list[object] = []
+    for name in ("style", "strength", "scale", "steps", "seed", "start", "end"):
+        value = getattr(args, name)
+        if value is not None:
+            options += [name, value]
+    if args.output:
+        options += ["output", _absolute(args.output)]
+    if args.stereo:
+        options += ["stereo", 1]
+    job_id, event = _submit_and_follow(args, report, "stylize", _absolute(args.input), *options)
+    if event is None:
+        return {"job": job_id, "position": report.state["position"]}
+    _, output, rate, channels, seconds = event.args
+    report.update(f"{event.args[0]} done: {output}", state="done", fraction=1.0, output=output)
+    return {"job": event.args[0], "output": output, "sample_rate": rate, "channels": channels, "seconds": seconds}
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    """Submit a style to learn, follow the job, print the style's name (or JSON)."""
+    report = JobReport(args, f"learning {args.name}")
+    try:
+        result = with_result_file(args, lambda: _learn(args, report))
+    finally:
+        report.close()
+    print(json.dumps(result) if args.json else result.get("style", result.get("job")))
+    return 0
+
+
+def _learn(args: argparse.Namespace, report: JobReport) -> dict:
+    job_id, event = _submit_and_follow(args, report, "learn", args.name, *(_absolute(c) for c in args.clips))
+    if event is None:
+        return {"job": job_id, "position": report.state["position"]}
+    report.update(f"{event.args[0]} learned style {event.args[1]}", state="done", fraction=1.0)
+    return {"job": event.args[0], "style": event.args[1]}
+
+
+def _submit_and_follow(args: argparse.Namespace, report: JobReport, request: str,
+                       *request_args: object) -> tuple[str, Event | None]:
+    """The job's id and final push (done or learned; None with --no-wait); failures raise ServerError."""
+    with RestyleClient(args.host, args.port) as client:
+        job_id, position = client.request(request, *request_args)
+        report.accepted(job_id, position)
+        if not args.wait:
+            return job_id, None
+        event = client.wait_for_job(job_id, report, stall=args.stall, timeout=args.timeout)
+    if event.name == "cancelled":
+        report.update(f"{job_id} cancelled", state="cancelled")
+        raise ServerError(f"{job_id} cancelled", "cancelled")
+    if event.name == "failed":
+        report.update(f"{job_id} failed: {event.args[2]}", state="failed")
+        raise ServerError(f"{job_id} {event.args[2]} ({event.args[1]})", str(event.args[1]))
+    return job_id, event
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel each job named; print its state afterwards."""
+    with RestyleClient(args.host, args.port, timeout=args.timeout or 2.0) as client:
+        for job in args.jobs:
+            job_id, state = client.request("cancel", job)
+            print(f"{job_id} {state}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The server's queue, knobs and the styles its model can use."""
+    report = with_result_file(args, lambda: _status(args))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"Restyle server at {report['server']}: {report['queued']} queued, running: "
+              f"{report['running'] or 'nothing'}")
+        for name, value in report["knobs"].items():
+            print(f"  {name:9s} {value}")
+        print(f"  styles    {', '.join(report['styles']) or 'none'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> dict:
+    with RestyleClient(args.host, args.port, timeout=args.timeout or 2.0, retries=0) as client:
+        _name, version = client.request("ping")
+        _server, queued, running = client.request("status")
+        flat = client.request("knobs")
+        styles = client.request("styles/list")
+    return {"server": f"{args.host}:{args.port}", "protocol": version, "queued": queued, "running": running or None,
+            "knobs": dict(zip(flat[::2], flat[1::2])), "styles": [str(s) for s in styles]}
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+COMMANDS = {"send": cmd_send, "learn": cmd_learn, "cancel": cmd_cancel, "status": cmd_status}
+
+
+def handles(argv: list[str]) -> bool:
+    """Whether the command line names a client command (so the engine need not be loaded at all)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return command in COMMANDS
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``restyle`` restricted to the client commands."""
+    parser, commands = new_parser()
+    add_commands(commands)
+    return run(parser, COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
