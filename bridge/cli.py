@@ -48,10 +48,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .knobs import Knobs
     from .midi import start_midi
-    from .osc_server import OscServer
+    from .osc_server import ClientFilter, OscServer
     from .paths import PathPolicy
     from .protocol import RestyleProtocol
 
+    ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
     engine = engine_cli.load_engine(args, args.model)
     policy = PathPolicy(tuple(Path(d).expanduser().resolve() for d in args.allow_dir),
                         Path(args.output_dir).expanduser().resolve() if args.output_dir else None)

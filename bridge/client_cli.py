@@ -37,7 +37,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     send.add_argument("--seed", type=int)
     send.add_argument("--start", type=float, help="region start in seconds")
     send.add_argument("--end", type=float, help="region end in seconds")
-    send.add_argument("-o", "--output", help="output file (default: chosen by the server, next to the input)")
+    send.add_argument("-o", "--output", help="output file, which must not exist yet (default: a fresh name chosen "
+                                            "by the server, next to the input)")
     send.add_argument("--stereo", action="store_true")
     _add_job_options(send)
 

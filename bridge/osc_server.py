@@ -99,6 +99,7 @@ class OscServer:
                  tcp_port: int | None = None, allow: list[str] | None = None):
         self.protocol = protocol
         self.filter = ClientFilter(host, allow or [])
+        protocol.reply_allowed = self.filter.allows  # /restyle/hello may only point replies at allowed clients
         outer = self
 
         class UdpHandler(socketserver.BaseRequestHandler):

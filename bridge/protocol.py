@@ -8,7 +8,10 @@ See docs/osc-protocol.md for every address.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import ipaddress
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -26,11 +29,13 @@ from engine.library import check_name
 
 from .jobs import CANCELLED, DONE, FAILED, RUNNING, Job, JobQueue
 from .knobs import Knobs
-from .paths import PathPolicy
+from .paths import OutputReservations, PathPolicy
 from .wire import ROOT
 
 VERSION = "1"
-RETRY_WINDOW = 120.0  # seconds in which a repeated request id is a retry; later it is a new request
+RETRY_WINDOW = 120.0  # seconds in which the same request from the same client is a retry; later a new request
+REGISTRATION_SECONDS = 600.0  # a hello registration lapses after this long without a request from its client
+MAX_REGISTRATIONS = 256
 STYLIZE_OPTIONS = {"start", "end", "style", "strength", "scale", "steps", "seed", "output", "stereo", "brs"}
 
 
@@ -49,12 +54,16 @@ class Peer(Interface):
 
 # -- argument coercion: Pure Data sends every number as a float, some clients send numbers as strings -----------
 def as_float(value: object, what: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    """A finite number; NaN and infinities are refused like text that is no number."""
+    if isinstance(value, bool):
+        raise BadRequestError(f"{what} must be a number, not '{value}'.")
     try:
-        return float(str(value))
+        number = float(value if isinstance(value, (int, float)) else str(value))
     except ValueError:
         raise BadRequestError(f"{what} must be a number, not '{value}'.") from None
+    if not math.isfinite(number):
+        raise BadRequestError(f"{what} must be a finite number, not {value}.")
+    return number
 
 
 def as_int(value: object, what: str) -> int:
@@ -82,6 +91,24 @@ def _key(request_id: object) -> str:
     return str(request_id)
 
 
+def request_digest(kind: str, args: tuple) -> str:
+    """What a request asks for, as a short digest: a retry asks for exactly the same."""
+    return hashlib.sha256(repr((kind, [_key(a) for a in args])).encode()).hexdigest()[:16]
+
+
+def loopback_only(host: str) -> bool:
+    return ipaddress.ip_address(host).is_loopback
+
+
+def reply_host(value: object) -> str:
+    """A reply host from ``/restyle/hello``: an IP address ("localhost" is 127.0.0.1), never a name to look up."""
+    text = "127.0.0.1" if str(value) == "localhost" else str(value)
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise BadRequestError(f"Reply host must be an IP address such as 127.0.0.1, not '{value}'.") from None
+
+
 def parse_options(args: tuple, allowed: set[str]) -> dict[str, object]:
     """Key/value pairs after the fixed arguments: ``strength 0.6 scale 4.5 ...``."""
     if len(args) % 2:
@@ -90,6 +117,8 @@ def parse_options(args: tuple, allowed: set[str]) -> dict[str, object]:
     for name, value in zip(args[::2], args[1::2]):
         if name not in allowed:
             raise BadRequestError(f"Unknown option '{name}': use {', '.join(sorted(allowed))}.")
+        if name in options:
+            raise BadRequestError(f"Option '{name}' is given twice; send it once.")
         options[str(name)] = value
     return options
 
@@ -105,12 +134,15 @@ class RestyleProtocol:
         self.learn_steps = learn_steps
         self.progress_interval = progress_interval
         self.jobs = JobQueue(self._run, self._job_event, max_queued=max_queued)
+        self.outputs = OutputReservations()
+        self.reply_allowed = loopback_only  # where hello may send replies; the server sets its --allow list here
         self._lock = threading.Lock()
         self._submitting = threading.Lock()
-        self._routes: dict[Hashable, Peer] = {}  # hello registrations by the sender's (host, port)
-        self._host_routes: dict[str, Peer] = {}  # ...and per host, for clients that send from a new port each time
+        # hello registrations by the sender's own key (transport, host, port) -> (reply peer, last request)
+        self._routes: OrderedDict[Hashable, tuple[Peer, float]] = OrderedDict()
         self._subscribers: dict[Hashable, Peer] = {}
-        self._requests: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()  # -> (job id, when)
+        # (sender key, request id) -> (request digest, job id, when)
+        self._requests: OrderedDict[tuple[Hashable, str], tuple[str, str, float]] = OrderedDict()
         self._last_push: dict[str, float] = {}
         self._last_stylize: tuple[str, dict, Peer] | None = None  # for "stylize the last clip again"
         self.midi = None  # a bridge.midi.MidiKnobs once MIDI is set up
@@ -176,8 +208,16 @@ class RestyleProtocol:
 
     # -- replies ------------------------------------------------------------------------------------------------
     def reply_target(self, peer: Peer) -> Peer:
+        """Where this sender's replies go: its registration while that lasts (each request renews it), else itself."""
+        now = time.monotonic()
         with self._lock:
-            return self._routes.get(peer.key) or self._host_routes.get(peer.host) or peer
+            target, when = self._routes.get(peer.key, (peer, now))
+            if now - when > REGISTRATION_SECONDS:
+                del self._routes[peer.key]
+                return peer
+            if target is not peer:
+                self._routes[peer.key] = (target, now)
+            return target
 
     def send(self, peer: Peer, name: str, args: list) -> None:
         try:
@@ -196,23 +236,34 @@ class RestyleProtocol:
         self.reply(peer, "pong", [request_id, "restyle", VERSION])
 
     def hello(self, peer: Peer, _address: str, request_id: object, port: object = None, host: object = None) -> None:
+        """Register where this sender's replies go (its own host and port are the key); it lapses when unused."""
         target = peer
         if port is not None and hasattr(peer, "redirect"):
-            target = peer.redirect(str(host) if host else peer.host, as_int(port, "reply port"))
+            number = as_int(port, "reply port")
+            if not 1 <= number <= 65535:
+                raise BadRequestError(f"Reply port {number} is not a port: use 1 to 65535.")
+            address = reply_host(host) if host else peer.host
+            if not self.reply_allowed(address):
+                raise BadRequestError(f"Replies may only go to this machine or the networks given with --allow, "
+                                      f"not {address}.")
+            target = peer.redirect(address, number)
         with self._lock:
-            self._routes[peer.key] = target
-            self._host_routes[peer.host] = target
+            self._routes.pop(peer.key, None)
+            self._routes[peer.key] = (target, time.monotonic())
+            while len(self._routes) > MAX_REGISTRATIONS:
+                self._routes.popitem(last=False)
         self.send(target, "hello", [request_id, "ok", VERSION])
 
     def stylize(self, peer: Peer, _address: str, request_id: object, input_path: object, *options: object) -> None:
+        digest = request_digest("stylize", (input_path, *options))
         with self._submitting:  # a UDP retry arriving on another thread must find the first job
-            existing = self._existing_job(peer, request_id)
+            existing = self._existing_job(peer, request_id, digest)
             if existing is None:
                 parsed = parse_options(options, STYLIZE_OPTIONS)
                 params = self._stylize_params(str(input_path), parsed)
                 again = {k: v for k, v in parsed.items() if k in {"start", "end", "style", "stereo"}}
                 self._last_stylize = (str(input_path), again, self.reply_target(peer))
-                self._submit(peer, request_id, "stylize", params)
+                self._submit(peer, request_id, digest, "stylize", params)
                 return
         self._announcer(peer, request_id)(existing)  # a retry: the same job again
 
@@ -234,7 +285,7 @@ class RestyleProtocol:
         if self._last_stylize is None:
             raise BadRequestError("Nothing to stylize again yet: submit a clip first.")
         input_path, options, reply_to = self._last_stylize
-        self.jobs.submit("stylize", self._stylize_params(input_path, options), reply_to=reply_to, announce=announce)
+        self._queue("stylize", self._stylize_params(input_path, options), reply_to, announce)
 
     def midi_learn(self, peer: Peer, _address: str, request_id: object, knob: object) -> None:
         if self.midi is None:
@@ -243,14 +294,17 @@ class RestyleProtocol:
         self.reply(peer, "midi/learn", [request_id, "move a control", str(knob)])
 
     def learn(self, peer: Peer, _address: str, request_id: object, name: object, *paths: object) -> None:
+        digest = request_digest("learn", (name, *paths))
         with self._submitting:
-            existing = self._existing_job(peer, request_id)
+            existing = self._existing_job(peer, request_id, digest)
             if existing is None:
                 if not paths:
                     raise BadRequestError("Send the new style's name, then one or more audio file paths.")
                 clips = [str(self.policy.input(str(p))) for p in paths]
+                for clip in clips:
+                    probe(clip, self.engine.settings.limits)
                 params = {"name": check_name(str(name)), "clips": clips, "steps": self.learn_steps}
-                self._submit(peer, request_id, "learn", params)
+                self._submit(peer, request_id, digest, "learn", params)
                 return
         self._announcer(peer, request_id)(existing)  # a retry: the same job again
 
@@ -317,23 +371,30 @@ class RestyleProtocol:
         """What answers "accepted" for a job, before the worker can start it."""
         return lambda job: self.reply(peer, "accepted", [request_id, job.id, self.jobs.position(job)])
 
-    def _existing_job(self, peer: Peer, request_id: object) -> Job | None:
-        """A repeated request id (a UDP retry) gets the job it already made."""
+    def _existing_job(self, peer: Peer, request_id: object, digest: str) -> Job | None:
+        """A retry (the same request, with the same id, from the same sender, within the window) gets its job."""
         with self._lock:
-            job_id, when = self._requests.get((peer.host, _key(request_id)), (None, 0.0))
-        if job_id is None or time.monotonic() - when > RETRY_WINDOW:
-            return None  # e.g. a restarted patch counting its request ids from 1 again
+            known, job_id, when = self._requests.get((peer.key, _key(request_id)), ("", None, 0.0))
+        if job_id is None or known != digest or time.monotonic() - when > RETRY_WINDOW:
+            return None  # a new request, e.g. a restarted script counting its request ids from 1 again
         return self.jobs.get(job_id)
 
-    def _submit(self, peer: Peer, request_id: object, kind: str, params: dict) -> Job:
+    def _submit(self, peer: Peer, request_id: object, digest: str, kind: str, params: dict) -> Job:
         """Queue a job and answer "accepted" (before the worker can start it, so the order is always right)."""
-        job = self.jobs.submit(kind, params, reply_to=self.reply_target(peer),
-                               announce=self._announcer(peer, request_id))
+        job = self._queue(kind, params, self.reply_target(peer), self._announcer(peer, request_id))
         with self._lock:
-            self._requests[(peer.host, _key(request_id))] = (job.id, time.monotonic())
+            self._requests[(peer.key, _key(request_id))] = (digest, job.id, time.monotonic())
             while len(self._requests) > 1024:
                 self._requests.popitem(last=False)
         return job
+
+    def _queue(self, kind: str, params: dict, reply_to: Peer, announce) -> Job:
+        """Submit to the queue; a job that is not queued gives its reserved output name back."""
+        try:
+            return self.jobs.submit(kind, params, reply_to=reply_to, announce=announce)
+        except Exception:
+            self.outputs.release(params.get("output"))
+            raise
 
     def _stylize_params(self, input_path: str, options: dict) -> dict:
         """Check everything that can be checked at once, so mistakes are answered before the job is queued."""
@@ -350,12 +411,15 @@ class RestyleProtocol:
             settings = replace(settings, brs=as_bool(options["brs"], "brs"))
         settings.validate()
         mix = self.engine.style_mix(style)  # unknown styles and other base models are refused here
-        return {
+        params = {
             "input": source, "style": style, "settings": settings,
-            "output": self.policy.output(_option(options, "output"), source, mix.label),
             "start": _option(options, "start", as_float), "end": _option(options, "end", as_float),
             "stereo": as_bool(options.get("stereo", False), "stereo"),
         }
+        # Last, so that nothing after it can fail: the name is held from now until the job ends.
+        asked = _option(options, "output")
+        params["output"] = self.outputs.reserve(lambda taken: self.policy.output(asked, source, mix.label, taken))
+        return params
 
     def _run(self, job: Job) -> dict:
         def progress(p) -> None:
@@ -391,6 +455,7 @@ class RestyleProtocol:
     def _job_event(self, job: Job, event: str) -> None:
         if job.finished:
             self._last_push.pop(job.id, None)
+            self.outputs.release(job.params.get("output"))
         if job.reply_to is None:
             return
         if event == "started":

@@ -7,6 +7,7 @@ reported as one :class:`~engine.errors.AudioError` line before any work starts.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import soundfile as sf
 import soxr
 
 from .atomic import atomic_path
-from .errors import AudioError
+from .errors import AudioError, OutputExistsError
+from .outputs import OUTPUT_SUFFIXES
 
 SILENCE_PEAK = 1e-5  # -100 dBFS: below this a clip holds nothing to learn from or stylize
 
@@ -51,11 +53,25 @@ class Clip:
         return self.samples.mean(axis=0)
 
 
+def check_audio_path(path: str | os.PathLike) -> Path:
+    """A path that names a regular file: a folder, pipe or device is refused before anything reads from it."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioError(f"Audio file not found: {path}") from None
+    except OSError as exc:
+        raise AudioError(f"Cannot open {path} ({exc.strerror}).") from None
+    if stat.S_ISDIR(mode):
+        raise AudioError(f"{path} is a folder, not an audio file; name one of the files in it.")
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"{path} is not a regular file (a pipe or a device); save the audio to a file first.")
+    return path
+
+
 def probe(path: str | os.PathLike, limits: AudioLimits = AudioLimits()) -> None:
     """Check from the file's header alone that it exists, opens, holds samples and is not too long."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"Audio file not found: {path}")
+    path = check_audio_path(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
@@ -114,16 +130,26 @@ def fit_length(samples: np.ndarray, num_samples: int) -> np.ndarray:
     return np.pad(samples, pad)
 
 
-def write_audio(path: str | os.PathLike, clip: Clip) -> Path:
-    """Write a 32-bit float file (no clipping) atomically; the format follows the file's extension."""
+def write_audio(path: str | os.PathLike, clip: Clip, overwrite: bool = True) -> Path:
+    """Write a 32-bit float file atomically; the format follows the file's extension.
+
+    Samples that are not finite are never written; without ``overwrite`` an existing file is never replaced.
+    """
     path = Path(path)
-    if path.suffix.lower() not in {".wav", ".flac", ".ogg", ".aiff", ".aif"}:
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise AudioError(f"Cannot write {path.name}: use a .wav, .flac, .ogg or .aiff file name.")
+    if not np.all(np.isfinite(clip.samples)):
+        raise AudioError(f"The result for {path.name} holds NaN or infinite samples, so it was not written; check "
+                         "the settings and the style (`restyle styles show NAME`).")
     subtype = "FLOAT" if path.suffix.lower() in {".wav", ".aiff", ".aif"} else None
     samples = clip.samples
     if subtype is None:  # formats without float samples: keep the signal inside full scale
         samples = np.clip(samples, -1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), samples.T, clip.sample_rate, subtype=subtype)
+    try:
+        with atomic_path(path, replace=overwrite) as tmp:
+            sf.write(str(tmp), samples.T, clip.sample_rate, subtype=subtype)
+    except FileExistsError:
+        raise OutputExistsError(f"{path} appeared while the result was made and was kept; nothing was replaced. "
+                                "Choose another name.") from None
     return path

@@ -7,8 +7,12 @@ non-zero exit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from .adapters import parse_adapter
 from .backends import backend_for_styles
 from .base_model import DEFAULT_MODEL, TINY
 from .console import EXIT_ERROR, EXIT_INTERRUPTED, ProgressBar, new_parser, note, run  # noqa: F401 (re-exported)
-from .errors import BaseModelMismatchError
+from .errors import BaseModelMismatchError, CancelledError, DamagedStyleError
 from .library import StyleLibrary
 from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE, MINI
 from .mini.commands import add_mini_command, cmd_mini
@@ -64,7 +68,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float, default=defaults.learning_rate, help="AdamW learning rate")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N")
+    train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N",
+                       help="save a checkpoint every N steps...")
+    train.add_argument("--checkpoint-seconds", type=float, default=defaults.checkpoint_seconds, metavar="S",
+                       help="...and at least every S seconds (default: a minute)")
     train.add_argument("--init-word", default=defaults.init_word, help="word whose embedding the style starts from")
     train.add_argument("--adapter", default="none", metavar="none|lora[:RANK]",
                        help="none (default): the method's embedding-only style; lora[:RANK] also learns a small LoRA "
@@ -81,7 +88,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stylize = commands.add_parser("stylize", help="re-render an audio file in a style")
     stylize.add_argument("input", help="audio file")
     stylize.add_argument("--style", required=True, help="a style name, or a blend such as bird:0.7,chime:0.3")
-    stylize.add_argument("--strength", type=float, help="0..1: how far from the original (style's default)")
+    stylize.add_argument("--strength", type=float,
+                         help="above 0, up to 1: how far from the original (style's default)")
     stylize.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
     stylize.add_argument("--steps", type=int, default=SamplerSettings().steps)
     stylize.add_argument("--seed", type=int, default=0)
@@ -89,7 +97,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stylize.add_argument("--stereo", action="store_true", help="stylize each channel (default: a mono mix)")
     stylize.add_argument("--start", type=float, help="region start in seconds")
     stylize.add_argument("--end", type=float, help="region end in seconds")
-    stylize.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.wav next to the input)")
+    stylize.add_argument("-o", "--output", help="output file (default: INPUT_STYLE.wav next to the input, or "
+                                                "INPUT_STYLE-2.wav... if taken); an existing file is refused")
+    stylize.add_argument("--overwrite", action="store_true", help="replace the -o file if it exists")
     stylize.add_argument("--json", action="store_true", help="print the result as JSON")
     add_model_options(stylize, None)
     add_backend_options(stylize)
@@ -141,7 +151,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--style", default=DEMO_STYLE,
                       help=f"style or blend (default {DEMO_STYLE}; shipped: {', '.join(BUNDLED_STYLES)})")
     demo.add_argument("--content", default=str(DEMO_CONTENT), help="audio file to stylize (default: a piano melody)")
-    demo.add_argument("--strength", type=float, help="0..1: how far from the original (style's default)")
+    demo.add_argument("--strength", type=float,
+                      help="above 0, up to 1: how far from the original (style's default)")
     demo.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
     demo.add_argument("--steps", type=int, default=SamplerSettings().steps)
     demo.add_argument("--seed", type=int, default=0)
@@ -168,13 +179,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     if adapter is not None:
         adapter = replace(adapter, learning_rate=args.adapter_lr)
     settings = TrainSettings(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size, seed=args.seed,
-                             checkpoint_every=args.checkpoint_every, init_word=args.init_word,
-                             adapter=adapter).validate()
+                             checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
+                             init_word=args.init_word, adapter=adapter).validate()
     engine = load_engine(args, args.model)
     bar = ProgressBar(f"training {args.name}")
     try:
-        style = engine.train(args.name, args.clips, settings, resume=args.resume, overwrite=args.overwrite,
-                             progress=bar, preset=args.preset)
+        with stop_requests() as stop:  # Ctrl-C or SIGTERM: a checkpoint at the next step, then exit
+            style = engine.train(args.name, args.clips, settings, resume=args.resume, overwrite=args.overwrite,
+                                 progress=bar, preset=args.preset, should_cancel=stop.is_set)
+    except CancelledError as exc:
+        bar.close()
+        print(f"restyle: interrupted: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         bar.close()
     folder = engine.library.folder(style.name)
@@ -187,7 +203,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """An event set by the first Ctrl-C or SIGTERM (a second one interrupts at once), for work that stops cleanly."""
+    stop = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        stop.set()
+        signal.signal(signum, previous[signum])
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_stylize(args: argparse.Namespace) -> int:
+    from .audio import AudioLimits, probe
+    from .outputs import check_output
+
+    probe(args.input, AudioLimits(max_seconds=args.max_seconds))  # the input and the output before the model loads
+    if args.output:
+        check_output(args.output, args.overwrite)
     model = args.model or _style_base_model(args)
     if args.backend == "auto":
         args.backend = backend_for_styles(args.backend, _has_adapter(args))
@@ -197,7 +236,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     bar = ProgressBar(f"stylizing with {mix.label}")
     try:
         result = engine.stylize(args.input, args.style, settings, args.output, stereo=args.stereo,
-                                start=args.start, end=args.end, progress=bar)
+                                start=args.start, end=args.end, progress=bar, overwrite=args.overwrite)
     finally:
         bar.close()
     if args.json:
@@ -237,16 +276,7 @@ def _has_adapter(args: argparse.Namespace) -> bool:
 def cmd_styles(args: argparse.Namespace) -> int:
     library = StyleLibrary(args.styles_dir)
     if args.action == "list":
-        infos = [library.info(name) for name in library.names()]
-        if args.json:
-            print(json.dumps([{**_summary(i), "shipped": library.is_shipped(i.name)} for i in infos]))
-        elif all(library.is_shipped(i.name) for i in infos):
-            print(f"No styles of your own yet in {library.root}. Train one with: restyle train NAME CLIPS...")
-        for info in infos if not args.json else []:
-            noise = "  (tiny model: noise)" if info.produces_noise else ""
-            shipped = "  (shipped with Restyle)" if library.is_shipped(info.name) else ""
-            print(f"{info.name:24s} scale {info.recommended_scale:<4} strength {info.recommended_strength:<5} "
-                  f"base {info.base_model}{noise}{shipped}")
+        _list_styles(library, args.json)
     elif args.action == "show":
         info = library.info(args.name)
         data = info.to_dict()
@@ -263,6 +293,29 @@ def cmd_styles(args: argparse.Namespace) -> int:
         library.rename(args.old, args.new)
         print(f"Renamed style '{args.old}' to '{args.new}'.")
     return 0
+
+
+def _list_styles(library: StyleLibrary, as_json: bool) -> None:
+    """Every style, one line each; a damaged one says what is wrong and how to remove it, the others still work."""
+    infos, damaged = [], {}
+    for name in library.names():
+        try:
+            infos.append(library.info(name))
+        except DamagedStyleError as exc:
+            damaged[name] = str(exc)
+    if as_json:
+        print(json.dumps([{**_summary(i), "shipped": library.is_shipped(i.name)} for i in infos]
+                         + [{"name": name, "damaged": why} for name, why in damaged.items()]))
+        return
+    if not damaged and all(library.is_shipped(i.name) for i in infos):
+        print(f"No styles of your own yet in {library.root}. Train one with: restyle train NAME CLIPS...")
+    for info in infos:
+        noise = "  (tiny model: noise)" if info.produces_noise else ""
+        shipped = "  (shipped with Restyle)" if library.is_shipped(info.name) else ""
+        print(f"{info.name:24s} scale {info.recommended_scale:<4} strength {info.recommended_strength:<5} "
+              f"base {info.base_model}{noise}{shipped}")
+    for name, why in damaged.items():
+        print(f"{name:24s} DAMAGED: {why}")
 
 
 def _summary(info) -> dict:

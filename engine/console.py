@@ -74,5 +74,5 @@ def run(parser: argparse.ArgumentParser, commands: dict, argv: list[str] | None 
         print(f"restyle: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("restyle: interrupted; no output file was written (training resumes with --resume).", file=sys.stderr)
+        print("restyle: interrupted; no half-written file was left.", file=sys.stderr)
         return EXIT_INTERRUPTED

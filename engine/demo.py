@@ -24,7 +24,7 @@ def run_demo(
     clip = read_audio(content, engine.settings.limits)
     content_wav = write_audio(out / "content.wav", clip)
     result: StylizeResult = engine.stylize(content_wav, style, settings, out / f"content_{style}.wav",
-                                           progress=progress)
+                                           progress=progress, overwrite=True)  # the demo folder is its own
     stylized = read_audio(result.path, engine.settings.limits)
     converter = engine.converter
     label = f"{result.style} (scale {result.settings.scale:g}, strength {result.settings.strength:g})"

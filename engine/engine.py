@@ -21,13 +21,23 @@ from .audio import AudioLimits, Clip, check_samples, fit_length, read_audio, res
 from .backends import Backend, create_backend
 from .base_model import BaseModel, load_base_model
 from .conditioning import TextConditioner
-from .errors import AdapterNotSupportedError, AudioError, BaseModelMismatchError, SettingsError, StyleExistsError
+from .errors import (
+    AdapterNotSupportedError,
+    AudioError,
+    BaseModelMismatchError,
+    DamagedStyleError,
+    SettingsError,
+    StyleExistsError,
+)
 from .library import StyleLibrary, check_name
+from .loudness import match_loudness
+from .numbers import finite_number
+from .outputs import check_output, fresh_path
 from .presets import preset_for
 from .progress import CancelCheck, Progress, ProgressCallback
 from .sampler import Sampler, SamplerSettings
 from .spectrogram import SpectrogramConverter, image_to_model_input, model_output_to_image
-from .style import Style, StyleInfo, StyleMix, parse_style_mix
+from .style import INFO_FILE, WEIGHTS_FILE, Style, StyleInfo, StyleMix, parse_style_mix
 from .training import StyleTrainer, TrainSettings, collect_clips
 from .windows import join, split
 
@@ -83,7 +93,7 @@ class Engine:
     # -- styles -------------------------------------------------------------------------------------------------
     def style(self, name: str) -> Style:
         """A style from the library, loaded once and kept warm (reloaded if its files change)."""
-        stamp = (self.library.locate(name) / "style.json").stat().st_mtime if name in self.library else None
+        stamp = _stamp(self.library.locate(name))
         cached = self._styles.get(name)
         if cached is None or cached[0] != stamp:
             style = self.library.load(name, self.base.device)
@@ -92,9 +102,14 @@ class Engine:
         return self._styles[name][1]
 
     def style_names(self) -> list[str]:
-        """The library's styles that this engine's base model can use (trained on these very weights)."""
-        return [name for name in self.library.names()
-                if self.library.info(name).base_fingerprint == self.base.fingerprint]
+        """The library's styles that this engine's base model can use (trained on these very weights; not damaged)."""
+        return [name for name in self.library.names() if self._usable(name)]
+
+    def _usable(self, name: str) -> bool:
+        try:
+            return self.library.info(name).base_fingerprint == self.base.fingerprint
+        except DamagedStyleError:
+            return False
 
     def check_compatible(self, info: StyleInfo) -> None:
         if info.base_fingerprint != self.base.fingerprint:
@@ -141,15 +156,17 @@ class Engine:
         """
         check_name(name)
         recommended = preset_for(name, preset)
-        if name in self.library and not self.library.is_shipped(name) and not overwrite and not resume:
-            raise StyleExistsError(f"A style named '{name}' already exists; pick another name or use --overwrite.")
         paths = collect_clips(list(clips))
-        trainer = StyleTrainer(self.base, self.conditioner, self.settings.limits)
-        checkpoint = self.library.checkpoint_path(name)
-        style = trainer.train(name, paths, settings, checkpoint, resume, progress, should_cancel)
-        style.info.recommended_scale, style.info.recommended_strength = recommended.scale, recommended.strength
-        self.library.save(style, overwrite=overwrite)
-        checkpoint.unlink(missing_ok=True)
+        with self.library.training_lock(name):
+            if name in self.library and not self.library.is_shipped(name) and not overwrite:
+                raise StyleExistsError(f"A style named '{name}' already exists; pick another name or use --overwrite.")
+            trainer = StyleTrainer(self.base, self.conditioner, self.settings.limits)
+            checkpoint = self.library.checkpoint_path(name)
+            style = trainer.train(name, paths, settings, checkpoint, resume, progress, should_cancel)
+            style.info.recommended_scale, style.info.recommended_strength = recommended.scale, recommended.strength
+            self.library.save(style, overwrite=overwrite)
+            checkpoint.unlink(missing_ok=True)
+        self.library.remove_checkpoint(name)
         self._styles.pop(name, None)
         return style
 
@@ -165,20 +182,25 @@ class Engine:
         end: float | None = None,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        overwrite: bool = False,
     ) -> StylizeResult:
         """Stylize an audio file (optionally the region ``start``..``end`` seconds) and write the result.
 
-        The output has the input region's sample rate, channel count and exact number of samples.
+        The output has the input region's sample rate, channel count and exact number of samples. Without
+        ``output_path`` it is a fresh ``INPUT_STYLE.wav`` (``-2``, ``-3``... if taken); an existing file is only
+        replaced with ``overwrite``.
         """
         input_path = Path(input_path)
         mix = self.style_mix(style)
         settings = (settings or self.recommended_settings(mix)).validate()
-        output = Path(output_path) if output_path else input_path.with_name(f"{input_path.stem}_{mix.label}.wav")
+        default = input_path.with_name(f"{input_path.stem}_{mix.label}.wav")
+        output = Path(output_path) if output_path else fresh_path(default)
         if output.resolve() == input_path.resolve():
             raise SettingsError("The output file would overwrite the input; choose another output name.")
+        check_output(output, overwrite)
         clip = region(read_audio(input_path, self.settings.limits), start, end, input_path.name)
         samples = self.stylize_samples(clip, mix, settings, stereo, progress, should_cancel)
-        write_audio(output, Clip(samples, clip.sample_rate))
+        write_audio(output, Clip(samples, clip.sample_rate), overwrite=overwrite)
         return StylizeResult(output, clip.sample_rate, clip.channels, clip.num_samples, mix.label, settings)
 
     def stylize_samples(
@@ -216,6 +238,7 @@ class Engine:
         result = fit_length(resample(joined, fmt.sample_rate, clip.sample_rate), clip.num_samples)
         if not stereo:
             result = np.repeat(result, clip.channels, axis=0)
+        result = match_loudness(result, clip.samples, clip.sample_rate)
         return np.ascontiguousarray(result, dtype=np.float32)
 
     def stylize_windows(
@@ -227,7 +250,8 @@ class Engine:
         latents = self.sampler.sample(latents, mix, settings, on_step, should_cancel)
         decoded = self.decode(latents)
         generator = torch.Generator().manual_seed(settings.seed)
-        # Every window's loudness follows its input: the image is scaled back by the input's maximum.
+        # Every window's level follows its input (the image is scaled back by the input's maximum); the whole
+        # clip's loudness and peak are set afterwards (loudness.py).
         audio = self.converter.image_to_audio(decoded, maxima, generator)
         return audio.cpu()
 
@@ -240,10 +264,19 @@ class Engine:
         return model_output_to_image(self.backend.vae.decode(latents / self.base.vae_scale))
 
 
+def _stamp(folder: Path) -> tuple:
+    """Changes when a style's files change (a missing file counts as a change too)."""
+    files = [folder / INFO_FILE, folder / WEIGHTS_FILE]
+    return tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else None for f in files)
+
+
 def region(clip: Clip, start: float | None, end: float | None, label: str) -> Clip:
     """The part of ``clip`` between ``start`` and ``end`` seconds (either may be None)."""
     if start is None and end is None:
         return clip
+    for value, what in ((start, "start"), (end, "end")):
+        if value is not None:
+            finite_number(value, f"{what} (seconds)")
     first = 0 if start is None else int(round(start * clip.sample_rate))
     last = clip.num_samples if end is None else int(round(end * clip.sample_rate))
     if first < 0 or last > clip.num_samples or first >= last:

@@ -40,6 +40,24 @@ class BaseModelMismatchError(RestyleError):
     code = "model_mismatch"
 
 
+class OutputExistsError(RestyleError):
+    """The output file already exists and would be replaced."""
+
+    code = "output_exists"
+
+
+class BusyError(RestyleError):
+    """Another process is doing the same work right now (e.g. training a style of the same name)."""
+
+    code = "busy"
+
+
+class DamagedStyleError(RestyleError):
+    """A style's folder is incomplete or its files are damaged."""
+
+    code = "damaged_style"
+
+
 class SettingsError(RestyleError):
     """A knob or option is out of range, or a name is not allowed."""
 

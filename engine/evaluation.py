@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_json
-from .audio import mono_at, read_audio
+from .audio import mono_at, probe, read_audio
 from .embedders import Embedder
 from .errors import AudioError, SettingsError
 from .metrics import bootstrap_interval, content_preservation, pareto_front, style_fit
@@ -91,6 +91,7 @@ class EmbeddingCache:
         self.data: dict[str, list[float]] = json.loads(path.read_text()) if path.is_file() else {}
 
     def key(self, file: Path) -> str:
+        probe(file)  # a folder, pipe or device is refused before its bytes are read
         return f"{self.embedder.name}:{hashlib.sha256(file.read_bytes()).hexdigest()}"
 
     def audio(self, files: list[Path]) -> list[np.ndarray]:

@@ -7,6 +7,7 @@ same name hides the shipped one. Writes are atomic: a style appears complete or 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -16,10 +17,12 @@ from pathlib import Path
 import platformdirs
 import torch
 
-from .atomic import atomic_folder, write_json
+from .atomic import atomic_folder, clean_leftovers, write_json
 from .errors import SettingsError, StyleExistsError, StyleNotFoundError
+from .locks import exclusive
 from .mini import STYLES_DIR as SHIPPED_STYLES_DIR
 from .style import INFO_FILE, Style, StyleInfo, read_info
+from .style_check import check_style
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 CHECKPOINTS = ".checkpoints"
@@ -54,21 +57,24 @@ class StyleLibrary:
         """Where the user's style ``name`` is (or would be) stored."""
         return self.root / check_name(name)
 
-    @staticmethod
-    def _names_in(folder: Path | None) -> set[str]:
-        if folder is None or not folder.is_dir():
-            return set()
-        return {p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / INFO_FILE).is_file()}
+    def _holds(self, folder: Path | None, name: str) -> bool:
+        """Every folder of the user's library is a style (damaged ones too, so they are shown and removable)."""
+        if folder is None or name.startswith(".") or NAME_PATTERN.match(name) is None:
+            return False
+        return (folder / name).is_dir() if folder == self.root else (folder / name / INFO_FILE).is_file()
 
     def names(self) -> list[str]:
-        return sorted(self._names_in(self.root) | self._names_in(self.shipped))
+        """Every style's name, damaged ones included (``info`` and ``load`` say what is wrong with those)."""
+        found = set()
+        for folder in (self.root, self.shipped):
+            if folder is not None and folder.is_dir():
+                found |= {p.name for p in folder.iterdir() if self._holds(folder, p.name)}
+        return sorted(found)
 
     def _find(self, name: str) -> Path | None:
         """The folder of style ``name``: the user's own first, then the shipped one; None when neither exists."""
-        if NAME_PATTERN.match(name) is None:
-            return None
         for folder in (self.root, self.shipped):
-            if folder is not None and (folder / name / INFO_FILE).is_file():
+            if self._holds(folder, name):
                 return folder / name
         return None
 
@@ -99,10 +105,13 @@ class StyleLibrary:
         return folder
 
     def info(self, name: str) -> StyleInfo:
-        return read_info(self.locate(name))
+        """The style's info, after checking the whole style (DamagedStyleError says what is wrong)."""
+        return check_style(self.locate(name))
 
     def load(self, name: str, device: torch.device | str = "cpu") -> Style:
-        return Style.load(self.locate(name), device)
+        folder = self.locate(name)
+        check_style(folder)
+        return Style.load(folder, device)
 
     def save(self, style: Style, overwrite: bool = False) -> Path:
         """Write the style into a hidden folder, then rename it into place (replacing an old one if allowed)."""
@@ -132,3 +141,17 @@ class StyleLibrary:
     def checkpoint_path(self, name: str) -> Path:
         """Where an unfinished training run of ``name`` keeps its checkpoint."""
         return self.root / CHECKPOINTS / check_name(name) / "checkpoint.pt"
+
+    def training_lock(self, name: str):
+        """Held while ``name`` trains: a second run of the same name is refused at once (released by any exit)."""
+        return exclusive(self.root / CHECKPOINTS / f"{check_name(name)}.lock",
+                         f"Style '{name}' is being trained by another run right now; wait for it or pick another name.")
+
+    def remove_checkpoint(self, name: str) -> None:
+        """Delete a finished run's checkpoint and the folders it leaves empty."""
+        checkpoint = self.checkpoint_path(name)
+        checkpoint.unlink(missing_ok=True)
+        clean_leftovers(checkpoint)  # half-written checkpoints of killed runs
+        for folder in (checkpoint.parent, checkpoint.parent.parent):
+            with contextlib.suppress(OSError):  # not empty: another run's checkpoint or lock is there
+                folder.rmdir()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 import platformdirs
 import torch
 
+from .atomic import atomic_folder
 from .base_model import BaseModel
 from .errors import SettingsError
 from .onnx_backend import EXPORT_FILE, create_session
@@ -116,9 +115,7 @@ def export_onnx(base: BaseModel, folder: str | os.PathLike | None = None,
     settings.validate()
     folder = Path(folder) if folder else default_export_dir(base, settings.precision)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".{folder.name}.partial-{uuid.uuid4().hex[:8]}")
-    staging.mkdir()
-    try:
+    with atomic_folder(folder) as staging:  # also removes what killed exports into this folder left behind
         inputs = example_inputs(base)
         for name, module in _modules(base).items():
             _export_graph(module.eval(), inputs[name], staging / f"{name}.onnx", settings.opset)
@@ -126,11 +123,6 @@ def export_onnx(base: BaseModel, folder: str | os.PathLike | None = None,
         record = {"model_id": base.model_id, "fingerprint": base.fingerprint, **asdict(settings),
                   "spectrogram": base.spectrogram.to_dict(), "torch": torch.__version__}
         (staging / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     report = ExportReport(folder, settings)
     if check:
         report.relative_errors = check_export(base, folder)

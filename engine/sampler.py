@@ -49,7 +49,8 @@ class SamplerSettings:
 
     def validate(self) -> "SamplerSettings":
         if not 0.0 < self.strength <= 1.0:
-            raise SettingsError(f"strength {self.strength} is out of range: use a value above 0 and at most 1.")
+            raise SettingsError(f"strength {self.strength} is out of range: use a value above 0 (0 would change "
+                                "nothing) and at most 1.")
         if not 0.0 <= self.scale <= 30.0:
             raise SettingsError(f"scale {self.scale} is out of range: use 0 to 30 (5 is typical).")
         if not 1 <= self.steps <= 1000:

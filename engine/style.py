@@ -22,6 +22,7 @@ from torch import nn
 
 from .adapters import ADAPTER_FILE, AdapterUse, LoraSettings
 from .errors import SettingsError, StyleNotFoundError
+from .numbers import finite_number
 
 WEIGHTS_FILE = "style.safetensors"
 INFO_FILE = "style.json"
@@ -156,12 +157,12 @@ def parse_style_mix(spec: str) -> list[tuple[str, float]]:
     parts = []
     for item in spec.split(","):
         name, _, weight = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "1")
-        try:
-            value = float(weight)
-        except ValueError:
-            raise SettingsError(f"Style weight '{weight}' in '{spec}' is not a number (write name:0.5).") from None
-        if not name or value < 0:
+        if not name:
             raise SettingsError(f"Cannot read style mix '{spec}': write a name, or name:weight pairs like a:0.7,b:0.3.")
+        value = finite_number(weight, f"Style weight for '{name}' in '{spec}'")
+        if value < 0:
+            raise SettingsError(f"Style weight {weight} for '{name}' is negative: use weights of 0 or more, like "
+                                "a:0.7,b:0.3.")
         parts.append((name, value))
     total = sum(w for _, w in parts)
     if total <= 0:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .adapters import LoraSettings, UNetAdapters
 from .atomic import atomic_path
-from .audio import AudioLimits, fit_length, read_audio, resample
+from .audio import AudioLimits, check_audio_path, fit_length, probe, read_audio, resample
 from .backends import TorchVae
 from .base_model import BaseModel
 from .conditioning import TextConditioner
@@ -43,6 +43,7 @@ class TrainSettings:
     batch_size: int = 1
     seed: int = 0
     checkpoint_every: int = 250
+    checkpoint_seconds: float = 60.0  # ...and at least this often, so a killed run loses at most about a minute
     init_word: str = "music"
     window_hop: float = 0.25  # training windows start every quarter window along clips longer than one
     adapter: LoraSettings | None = None  # None: the method's TVE-only style; a LoRA learns along with the TVE
@@ -56,6 +57,8 @@ class TrainSettings:
             raise SettingsError(f"batch size {self.batch_size} is out of range: use 1 to 64.")
         if self.checkpoint_every < 1:
             raise SettingsError("checkpoint-every must be at least 1 step.")
+        if not 0 < self.checkpoint_seconds < float("inf"):
+            raise SettingsError("checkpoint-seconds must be a number of seconds above 0.")
         if not 0 < self.window_hop <= 1:
             raise SettingsError("window hop must be a fraction of a window in (0, 1].")
         if self.adapter is not None:
@@ -65,8 +68,8 @@ class TrainSettings:
     def run_key(self) -> dict:
         """Settings that must match for a checkpoint to be resumed (the step count may grow)."""
         data = asdict(self)
-        data.pop("steps")
-        data.pop("checkpoint_every")
+        for how_long_or_often in ("steps", "checkpoint_every", "checkpoint_seconds"):
+            data.pop(how_long_or_often)
         return data
 
 
@@ -76,10 +79,8 @@ def collect_clips(paths: list[str | Path]) -> list[Path]:
     for path in map(Path, paths):
         if path.is_dir():
             clips.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES))
-        elif path.exists():
-            clips.append(path)
         else:
-            raise AudioError(f"Audio file not found: {path}")
+            clips.append(check_audio_path(path))
     if not clips:
         raise AudioError("No style clips given: pass audio files or a folder holding .wav/.flac/.ogg/.mp3 files.")
     return clips
@@ -168,6 +169,8 @@ class StyleTrainer:
         adapter_params: list[torch.nn.Parameter],
     ) -> Style:
         started = time.monotonic()
+        for path in clips:  # every clip is checked before any is read in full
+            probe(path, self.limits)
         clip_prints = [file_fingerprint(p) for p in clips]
         run_key = {"base": self.base.fingerprint, "clips": clip_prints, "settings": settings.run_key()}
         latents = self.encode(self.clip_windows(clips, settings.window_hop))
@@ -189,6 +192,7 @@ class StyleTrainer:
                 raise CheckpointError(f"The checkpoint is at step {step}; ask for more than {step} steps to continue.")
 
         module.train()
+        last_saved = time.monotonic()
         while step < settings.steps:
             if should_cancel is not None and should_cancel():
                 _save_checkpoint(checkpoint, run_key, step, module, optimizer, generator, history, adapter)
@@ -202,8 +206,10 @@ class StyleTrainer:
             history.append(round(loss.item(), 6))
             if not math.isfinite(history[-1]):
                 raise SettingsError("Training diverged (loss is not a number); lower the learning rate.")
-            if step % settings.checkpoint_every == 0 and step < settings.steps:
+            due = step % settings.checkpoint_every == 0 or time.monotonic() - last_saved >= settings.checkpoint_seconds
+            if due and step < settings.steps:
                 _save_checkpoint(checkpoint, run_key, step, module, optimizer, generator, history, adapter)
+                last_saved = time.monotonic()
             if progress is not None:
                 progress(Progress("train", step, settings.steps, loss=history[-1]))
 
@@ -260,7 +266,8 @@ def _save_checkpoint(path: Path, run_key: dict, step: int, module, optimizer, ge
 def _load_checkpoint(path: Path, run_key: dict, module, optimizer, generator,
                      adapter: torch.nn.Module | None = None) -> tuple[int, list[float]]:
     if not path.is_file():
-        raise CheckpointError("There is no checkpoint to resume for this style; start it without --resume.")
+        raise CheckpointError("There is no checkpoint to resume for this style (the run stopped before its first "
+                              "one); start it again without --resume.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file

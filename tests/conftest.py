@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a stray download attempt must fail at once
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -15,6 +16,7 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from engine import Engine, LoraSettings, StyleLibrary, TrainSettings, load_base_model  # noqa: E402
+from engine.cli import main  # noqa: E402
 from engine.synth import bells, chord  # noqa: E402
 from engine.tiny import TINY_SPECTROGRAM  # noqa: E402
 
@@ -79,3 +81,15 @@ def trained_engine(tiny_base, styles_dir) -> Engine:
 @pytest.fixture
 def content_wav(tmp_path) -> Path:
     return write_wav(tmp_path / "content.wav", chord([220.0, 277.2, 329.6], 1.0, 44100), 44100)
+
+
+@pytest.fixture
+def cli(capsys):
+    """The same command line in this process: main() with its exit code, stdout and stderr."""
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run

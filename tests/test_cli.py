@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.cli import main
 from tests.conftest import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,42 +19,6 @@ def restyle(*args, cwd=REPO):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture
-def cli(capsys):
-    """The same command line in this process: main() with its exit code, stdout and stderr."""
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
-def test_train_stylize_and_manage_styles(tmp_path, style_clips, content_wav):
-    lib = ["--styles-dir", tmp_path / "styles"]
-    trained = restyle("train", "bells", style_clips, "--model", "tiny", "--steps", "3", "--json", *lib)
-    assert trained.returncode == 0, trained.stderr
-    assert json.loads(trained.stdout)["steps"] == 3 and "noise" in trained.stderr
-
-    out = tmp_path / "stylized.wav"
-    done = restyle("stylize", content_wav, "--style", "bells", "--strength", "0.5", "--steps", "4", "-o", out,
-                   "--json", *lib)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert result["output"] == str(out) and result["sample_rate"] == 44100 and result["produces_noise"]
-    assert result["scale"] == 5.0, "the style's recommended scale is the default"
-
-    listed = json.loads(restyle("styles", "list", "--json", *lib).stdout)
-    own = [s for s in listed if not s["shipped"]]
-    assert [s["name"] for s in own] == ["bells"] and own[0]["base_model"] == "tiny"
-    assert restyle("styles", "rename", "bells", "chimes", *lib).returncode == 0
-    shown = json.loads(restyle("styles", "show", "chimes", "--json", *lib).stdout)
-    assert shown["name"] == "chimes" and len(shown["loss_history"]) == 3
-    assert restyle("styles", "rm", "chimes", *lib).returncode == 0
-    assert "No styles of your own yet" in restyle("styles", "list", *lib).stdout
 
 
 @pytest.fixture

@@ -11,13 +11,16 @@ import soundfile as sf
 from tests.bridge_helpers import free_port, running_server
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("oscsend") is None or shutil.which("oscdump") is None,
+    shutil.which("oscsendfile") is None or shutil.which("oscdump") is None,
     reason="liblo-tools is not installed (.ci/run installs it)",
 )
 
 
-def oscsend(port: int, address: str, types: str, *values) -> None:
-    subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, values)], check=True, timeout=10)
+def oscsendfile(port: int, folder, *messages: str) -> None:
+    """Send messages from one socket (a hello registers that socket's own replies), as ``oscsendfile`` does."""
+    script = folder / "messages.txt"
+    script.write_text("".join(f"{m}\n" for m in messages))
+    subprocess.run(["oscsendfile", "127.0.0.1", str(port), str(script)], check=True, timeout=10)
 
 
 def test_liblo_round_trip_hello_submit_progress_done(tiny_base, styles_dir, tmp_path, content_wav):
@@ -30,9 +33,10 @@ def test_liblo_round_trip_hello_submit_progress_done(tiny_base, styles_dir, tmp_
         with running_server(tiny_base, styles_dir, tmp_path) as server:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not lines:  # until oscdump is up and hears our hello
-                oscsend(server.udp_port, "/restyle/hello", "si", "h1", reply_port)
+                oscsendfile(server.udp_port, tmp_path, f"/restyle/hello si h1 {reply_port}")
                 time.sleep(0.3)
-            oscsend(server.udp_port, "/restyle/stylize", "sssi", "r1", content_wav, "steps", 4)
+            oscsendfile(server.udp_port, tmp_path, f"/restyle/hello si h2 {reply_port}",
+                        f"/restyle/stylize sssi r1 {content_wav} steps 4")
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not any(" /restyle/done " in line for line in lines):
                 time.sleep(0.1)

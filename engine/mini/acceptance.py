@@ -65,13 +65,13 @@ class AcceptanceSettings:
     style_types: tuple[str, ...] = ("tve", "lora")  # measured side by side in groups (b) and (c); (a) uses tve
 
     def validate(self) -> "AcceptanceSettings":
+        for group in self.groups:  # first: an unknown group would otherwise read as "no target"
+            if group not in GROUPS:
+                raise SettingsError(f"Unknown acceptance group '{group}': use a, b or c.")
         if not self.targets() or self.pairs_per_target < 1 or not self.strengths:
             raise SettingsError("The acceptance run needs at least one target, one pair and one strength.")
         if self.seconds <= 0 or self.style_clips < 1:
             raise SettingsError("Clips must be longer than 0 s, and a style needs at least one clip.")
-        for group in self.groups:
-            if group not in GROUPS:
-                raise SettingsError(f"Unknown acceptance group '{group}': use a, b or c.")
         for kind in self.style_types:
             if kind not in STYLE_TYPES:
                 raise SettingsError(f"Unknown style type '{kind}': use {' or '.join(STYLE_TYPES)}.")
