@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .adapters import ADAPTER_FILE
 from .audio import AudioLimits, Clip, check_samples, fit_length, read_audio, resample, write_audio
 from .backends import Backend, create_backend
 from .base_model import BaseModel, load_base_model
@@ -266,7 +267,7 @@ class Engine:
 
 def _stamp(folder: Path) -> tuple:
     """Changes when a style's files change (a missing file counts as a change too)."""
-    files = [folder / INFO_FILE, folder / WEIGHTS_FILE]
+    files = [folder / INFO_FILE, folder / WEIGHTS_FILE, folder / ADAPTER_FILE]
     return tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else None for f in files)
 
 

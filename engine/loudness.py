@@ -15,6 +15,7 @@ import torch.nn.functional as F
 CEILING = 10 ** (-1 / 20)  # -1 dBFS
 LIMITER_SECONDS = 0.02
 SILENT_RMS = 1e-9
+MAX_GAIN = 10 ** (24 / 20)  # +24 dB: a near-silent result is not blown up into loud noise
 
 
 def rms(samples: np.ndarray) -> float:
@@ -23,11 +24,12 @@ def rms(samples: np.ndarray) -> float:
 
 
 def match_loudness(result: np.ndarray, reference: np.ndarray, rate: int) -> np.ndarray:
-    """``result`` (channels, samples) at ``reference``'s RMS, limited to max(reference peak, -1 dBFS) <= 1.0."""
+    """``result`` (channels, samples) at ``reference``'s RMS (at most +24 dB of gain), limited to
+    max(reference peak, -1 dBFS) <= 1.0."""
     level = rms(result)
     if level < SILENT_RMS:
         return result
-    matched = result * (rms(reference) / level)
+    matched = result * min(rms(reference) / level, MAX_GAIN)
     ceiling = min(1.0, max(float(np.abs(reference).max()), CEILING))
     return limit(matched, ceiling, rate).astype(np.float32)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from .errors import DamagedStyleError
+from .adapters import ADAPTER_FILE, LoraSettings
+from .errors import DamagedStyleError, RestyleError
 from .style import INFO_FILE, WEIGHTS_FILE, StyleInfo, TimeVaryingEmbedding
 
 _TEXT = (str,)
@@ -27,6 +28,8 @@ def check_style(folder: Path) -> StyleInfo:
     """The style's info after checking both files; DamagedStyleError (saying what is wrong) otherwise."""
     info = _read_info(folder)
     _check_weights(folder, info)
+    if info.adapter is not None:
+        _check_adapter(folder, info)
     return info
 
 
@@ -80,3 +83,27 @@ def _check_weights(folder: Path, info: StyleInfo) -> None:
         if shapes.get(key) != shape:
             found = "missing" if key not in shapes else f"shaped {list(shapes[key])}"
             raise damaged(folder, f"weight '{key}' in {WEIGHTS_FILE} is {found}, not {list(shape)}")
+
+
+def _check_adapter(folder: Path, info: StyleInfo) -> None:
+    """The adapter entry reads as LoRA settings, and its file holds LoRA pairs of that rank."""
+    try:
+        if not isinstance(info.adapter, dict):
+            raise TypeError("not a table of settings")
+        lora = LoraSettings.from_info(info.adapter)
+        lora.validate()
+    except (RestyleError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise damaged(folder, f"its adapter entry in {INFO_FILE} is unusable ({exc})") from None
+    name = info.adapter.get("file", ADAPTER_FILE)
+    path = folder / name
+    if not path.is_file():
+        raise damaged(folder, f"{name} is missing")
+    try:
+        with safe_open(str(path), "pt") as weights:
+            shapes = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
+    except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
+        raise damaged(folder, f"{name} cannot be read ({exc})") from None
+    ranks = {shape[0] for key, shape in shapes.items() if "lora_A" in key}
+    ranks |= {shape[-1] for key, shape in shapes.items() if "lora_B" in key}
+    if not shapes or ranks != {lora.rank}:
+        raise damaged(folder, f"{name} holds no LoRA weights of rank {lora.rank}")

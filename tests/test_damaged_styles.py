@@ -78,3 +78,37 @@ def test_the_server_lists_and_serves_the_healthy_styles(tiny_base, library, tmp_
             assert osc.wait_for_job(job).name == "done"
             with pytest.raises(Exception, match="damaged"):
                 osc.request("stylize", str(content_wav), "style", "chimes", "steps", 2)
+
+
+def _truncate_adapter(folder):
+    weights = folder / "adapter.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+
+
+def _set_adapter(field, value):
+    def damage(folder):
+        info = json.loads((folder / "style.json").read_text())
+        info["adapter"] = value if field is None else {**info["adapter"], field: value}
+        (folder / "style.json").write_text(json.dumps(info))
+    return damage
+
+
+ADAPTER_DAMAGE = {
+    "adapter truncated": (_truncate_adapter, "adapter.safetensors cannot be read"),
+    "adapter missing": (lambda f: (f / "adapter.safetensors").unlink(), "adapter.safetensors is missing"),
+    "adapter entry text": (_set_adapter(None, "x"), "adapter entry"),
+    "adapter rank wrong": (_set_adapter("rank", 3), "no LoRA weights of rank 3"),
+}
+
+
+@pytest.mark.parametrize("case", list(ADAPTER_DAMAGE))
+def test_a_damaged_adapter_makes_its_style_damaged_and_the_others_still_work(adapter_styles_dir, cli, tmp_path, case):
+    library = tmp_path / "styles"
+    shutil.copytree(adapter_styles_dir, library)
+    damage, reason = ADAPTER_DAMAGE[case]
+    damage(library / "lora-chimes")
+    listed = cli("styles", "list", "--styles-dir", library)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    rows = {row.split()[0]: row for row in listed.stdout.splitlines() if row.startswith("lora-")}
+    assert "DAMAGED" in rows["lora-chimes"] and reason in rows["lora-chimes"]
+    assert "DAMAGED" not in rows["lora-bells"]

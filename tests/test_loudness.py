@@ -77,3 +77,11 @@ def test_the_limiter_only_touches_the_samples_around_a_peak():
 
 def test_a_silent_result_is_left_silent():
     assert not np.any(match_loudness(np.zeros((1, 100)), np.ones((1, 100)), 100))
+
+
+def test_a_near_silent_result_is_raised_by_at_most_24_db():
+    rate = 16000
+    reference = chord([220.0, 330.0], 1.0, rate)[None] * 0.5
+    faint = reference * 1e-4  # -80 dB: what an out-of-phase stereo mix or a failed style can leave
+    out = match_loudness(faint, reference, rate)
+    assert np.sqrt(np.mean(out**2)) <= np.sqrt(np.mean(faint**2)) * 10 ** (24 / 20) * 1.0001
