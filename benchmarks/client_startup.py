@@ -27,6 +27,7 @@ PY = sys.executable
 sys.path.insert(0, str(REPO))
 
 from bridge.client import RestyleClient  # noqa: E402
+from engine.machine import cpu_name  # noqa: E402
 
 
 def timed(command: list[str], runs: int, port: int) -> float:
@@ -55,16 +56,6 @@ def start_server(port: int) -> subprocess.Popen:
         server.kill()
         sys.exit("restyle serve did not start")
     return server
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -71,14 +71,7 @@ def expected_shapes(info: StyleInfo) -> dict[str, tuple[int, ...]]:
 
 
 def _check_weights(folder: Path, info: StyleInfo) -> None:
-    path = folder / WEIGHTS_FILE
-    if not path.is_file():
-        raise damaged(folder, f"{WEIGHTS_FILE} is missing")
-    try:
-        with safe_open(str(path), "pt") as weights:
-            shapes = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
-    except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
-        raise damaged(folder, f"{WEIGHTS_FILE} cannot be read ({exc})") from None
+    shapes = _tensor_shapes(folder, WEIGHTS_FILE)
     for key, shape in expected_shapes(info).items():
         if shapes.get(key) != shape:
             found = "missing" if key not in shapes else f"shaped {list(shapes[key])}"
@@ -95,15 +88,20 @@ def _check_adapter(folder: Path, info: StyleInfo) -> None:
     except (RestyleError, AttributeError, KeyError, TypeError, ValueError) as exc:
         raise damaged(folder, f"its adapter entry in {INFO_FILE} is unusable ({exc})") from None
     name = info.adapter.get("file", ADAPTER_FILE)
+    shapes = _tensor_shapes(folder, name)
+    ranks = {shape[0] for key, shape in shapes.items() if "lora_A" in key}
+    ranks |= {shape[-1] for key, shape in shapes.items() if "lora_B" in key}
+    if not shapes or ranks != {lora.rank}:
+        raise damaged(folder, f"{name} holds no LoRA weights of rank {lora.rank}")
+
+
+def _tensor_shapes(folder: Path, name: str) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape in a safetensors file of the style, read from its header alone."""
     path = folder / name
     if not path.is_file():
         raise damaged(folder, f"{name} is missing")
     try:
         with safe_open(str(path), "pt") as weights:
-            shapes = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
+            return {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
     except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
         raise damaged(folder, f"{name} cannot be read ({exc})") from None
-    ranks = {shape[0] for key, shape in shapes.items() if "lora_A" in key}
-    ranks |= {shape[-1] for key, shape in shapes.items() if "lora_B" in key}
-    if not shapes or ranks != {lora.rank}:
-        raise damaged(folder, f"{name} holds no LoRA weights of rank {lora.rank}")

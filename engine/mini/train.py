@@ -30,6 +30,7 @@ from ..atomic import atomic_folder, atomic_path, write_json
 from ..base_model import SPECTROGRAM_FILE
 from ..devices import pick_device
 from ..errors import SettingsError
+from ..machine import cpu_name
 from ..progress import CancelCheck, Progress, ProgressCallback
 from ..spectrogram import image_to_model_input
 from ..tiny import SD_SCHEDULER_CONFIG
@@ -317,18 +318,8 @@ class MiniTrainer:
 
 
 def _machine(device: torch.device) -> dict:
-    machine = {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    machine = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
                "python": platform.python_version(), "device": str(device)}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(device)
     return machine
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
