@@ -9,9 +9,11 @@ from bridge.client import RestyleClient
 from tests.bridge_helpers import running_server
 
 
-def _truncate(folder):
-    weights = folder / "style.safetensors"
-    weights.write_bytes(weights.read_bytes()[:200])
+def _truncate(file_name="style.safetensors"):
+    def damage(folder):
+        weights = folder / file_name
+        weights.write_bytes(weights.read_bytes()[:200])
+    return damage
 
 
 def _set(field, value):
@@ -22,7 +24,7 @@ def _set(field, value):
 
 
 DAMAGE = {
-    "weights truncated": (_truncate, "style.safetensors cannot be read"),
+    "weights truncated": (_truncate(), "style.safetensors cannot be read"),
     "weights missing": (lambda f: (f / "style.safetensors").unlink(), "style.safetensors is missing"),
     "info missing": (lambda f: (f / "style.json").unlink(), "style.json is missing"),
     "info not json": (lambda f: (f / "style.json").write_text("{not json"), "style.json cannot be read"),
@@ -70,7 +72,7 @@ def test_a_folder_without_info_blocks_train_at_once_and_can_be_removed(library, 
 
 
 def test_the_server_lists_and_serves_the_healthy_styles(tiny_base, library, tmp_path, content_wav):
-    _truncate(library / "chimes")
+    _truncate()(library / "chimes")
     with running_server(tiny_base, library, tmp_path) as server:
         with RestyleClient("127.0.0.1", server.udp_port, timeout=5.0) as osc:
             assert osc.request("styles/list") == ["bells"]
@@ -78,11 +80,6 @@ def test_the_server_lists_and_serves_the_healthy_styles(tiny_base, library, tmp_
             assert osc.wait_for_job(job).name == "done"
             with pytest.raises(Exception, match="damaged"):
                 osc.request("stylize", str(content_wav), "style", "chimes", "steps", 2)
-
-
-def _truncate_adapter(folder):
-    weights = folder / "adapter.safetensors"
-    weights.write_bytes(weights.read_bytes()[:200])
 
 
 def _set_adapter(field, value):
@@ -94,7 +91,7 @@ def _set_adapter(field, value):
 
 
 ADAPTER_DAMAGE = {
-    "adapter truncated": (_truncate_adapter, "adapter.safetensors cannot be read"),
+    "adapter truncated": (_truncate("adapter.safetensors"), "adapter.safetensors cannot be read"),
     "adapter missing": (lambda f: (f / "adapter.safetensors").unlink(), "adapter.safetensors is missing"),
     "adapter entry text": (_set_adapter(None, "x"), "adapter entry"),
     "adapter rank wrong": (_set_adapter("rank", 3), "no LoRA weights of rank 3"),
