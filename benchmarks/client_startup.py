@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 sys.path.insert(0, str(REPO))
 
-from bridge.client import RestyleClient  # noqa: E402
-from engine.machine import cpu_name  # noqa: E402
+from restyle.bridge.client import RestyleClient  # noqa: E402
+from restyle.engine.machine import cpu_name  # noqa: E402
 
 
 def timed(command: list[str], runs: int, port: int) -> float:
@@ -49,7 +49,7 @@ def wait_until_idle(port: int) -> None:
 
 
 def start_server(port: int) -> subprocess.Popen:
-    command = [PY, "-m", "bridge.cli", "serve", "--model", "mini", "--port", str(port), "--style", "accordion"]
+    command = [PY, "-m", "restyle", "serve", "--model", "mini", "--port", str(port), "--style", "accordion"]
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               env=dict(os.environ, HF_HUB_OFFLINE="1"))
     if "listening" not in server.stdout.readline():
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--port", type=int, default=9187)
     args = parser.parse_args()
-    restyle = [PY, "-m", "bridge.cli"]
+    restyle = [PY, "-m", "restyle"]
     server_options = ["--port", str(args.port)]
     with tempfile.TemporaryDirectory() as out:
         clip = Path(out) / "clip.flac"  # results are written next to it
@@ -71,7 +71,7 @@ def main() -> None:
         rows = [
             ("python -c pass (interpreter)", [PY, "-c", "pass"], args.runs),
             ("import pythonosc client (baseline)", [PY, "-c", "import pythonosc.udp_client"], args.runs),
-            ("import the engine's ML stack (what each call paid before)", [PY, "-c", "import engine.engine"], 3),
+            ("import the engine's ML stack (what each call paid before)", [PY, "-c", "import restyle.engine.engine"], 3),
             ("restyle send --help", restyle + ["send", "--help"], args.runs),
             ("restyle status (running server)", restyle + ["status"] + server_options, args.runs),
             ("restyle send --no-wait (running server, until accepted)",

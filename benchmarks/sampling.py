@@ -29,14 +29,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine import load_base_model  # noqa: E402
-from engine.audio import Clip  # noqa: E402
-from engine.backends import create_backend  # noqa: E402
-from engine.engine import Engine  # noqa: E402
-from engine.library import StyleLibrary  # noqa: E402
-from engine.sampler import SamplerSettings  # noqa: E402
-from engine.style import Style, StyleInfo, StyleMix, TimeVaryingEmbedding  # noqa: E402
-from engine.synth import chord  # noqa: E402
+from restyle.engine import load_base_model  # noqa: E402
+from restyle.engine.audio import Clip  # noqa: E402
+from restyle.engine.backends import create_backend  # noqa: E402
+from restyle.engine.engine import Engine  # noqa: E402
+from restyle.engine.library import StyleLibrary  # noqa: E402
+from restyle.engine.sampler import SamplerSettings  # noqa: E402
+from restyle.engine.style import Style, StyleInfo, StyleMix, TimeVaryingEmbedding  # noqa: E402
+from signals import chord  # noqa: E402
 
 MODELS = {"tiny": "tiny", "mini": "mini", "riffusion": "random-riffusion"}
 # name: (backend, torch precision, ONNX export precision)
@@ -76,7 +76,7 @@ def run_variant(arch: str, variant: str, device: str) -> dict:
     load_s = time.perf_counter() - started
     export_s, onnx_dir = 0.0, None
     if precision:
-        from engine.onnx_export import ExportSettings, export_onnx
+        from restyle.engine.onnx_export import ExportSettings, export_onnx
 
         onnx_dir = Path(tempfile.mkdtemp()) / "export"
         started = time.perf_counter()
@@ -138,7 +138,7 @@ def unet_step_flops(arch: str, device: str) -> float:
     """FLOPs of one guided step (a UNet batch of 2 at one window's latent size), counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from engine.onnx_export import example_inputs
+    from restyle.engine.onnx_export import example_inputs
 
     base = load_base_model(MODELS[arch], device=device, dtype="fp32")
     inputs = example_inputs(base, batch=2)["unet"]
@@ -159,7 +159,7 @@ def main() -> None:
         print(json.dumps(run_variant(args.arch, args.worker, args.device)))
         return
 
-    from engine.devices import pick_device
+    from restyle.engine.devices import pick_device
 
     device = pick_device(args.device)
     variants = args.variants.split(",") if args.variants else (GPU_VARIANTS if device.type == "cuda" else CPU_VARIANTS)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.osc_packet import OscPacket
 
-from engine.errors import RestyleError
+from restyle.engine.errors import RestyleError
 
 from .wire import DEFAULT_PORT, ROOT
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine import SamplerSettings, SettingsError
+from restyle.engine import SamplerSettings, SettingsError
 
 
 @dataclass(frozen=True)

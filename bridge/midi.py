@@ -19,12 +19,11 @@ except ModuleNotFoundError:  # Python 3.10
 
 import mido
 
-from engine import SettingsError
+from restyle.engine import SettingsError
+from restyle.engine.package_data import shipped_path
 
 from .knobs import RANGES, Knobs
 
-PRESETS = Path(__file__).resolve().parents[1] / "presets" / "midi"
-DEFAULT_MAP = PRESETS / "generic.toml"
 MODES = ("absolute", "14bit", "relative-twos", "relative-signed", "relative-offset")
 CURVES = {
     "linear": (lambda x: x, lambda y: y),
@@ -229,7 +228,7 @@ class MidiInput:
 
 def start_midi(port_name: str | None, map_path: str | None, knobs: Knobs, protocol) -> MidiInput:
     """Open the MIDI input the user asked for; a missing MIDI system gives a one-line note, not an error."""
-    midi_map = MidiMap.load(map_path or DEFAULT_MAP)
+    midi_map = MidiMap.load(map_path or shipped_path("restyle.presets", "midi", "generic.toml"))
     handler = MidiKnobs(midi_map, knobs, restyle=protocol.restyle_last)
     protocol.midi = handler
     if not port_name:

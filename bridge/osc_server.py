@@ -15,7 +15,7 @@ import threading
 from pythonosc import slip
 from pythonosc.osc_message_builder import build_msg
 
-from engine import SettingsError
+from restyle.engine import SettingsError
 
 from .protocol import RestyleProtocol
 from .wire import DEFAULT_PORT

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import SettingsError
-from engine.errors import OutputExistsError
-from engine.outputs import check_output, fresh_path
+from restyle.engine import SettingsError
+from restyle.engine.errors import OutputExistsError
+from restyle.engine.outputs import check_output, fresh_path
 
 
 class PathRefusedError(SettingsError):

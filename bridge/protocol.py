@@ -23,9 +23,9 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket, ParseError
 
-from engine import Engine, RestyleError, SettingsError, TrainSettings
-from engine.audio import probe
-from engine.library import check_name
+from restyle.engine import Engine, RestyleError, SettingsError, TrainSettings
+from restyle.engine.audio import probe
+from restyle.engine.library import check_name
 
 from .jobs import CANCELLED, DONE, FAILED, RUNNING, Job, JobQueue
 from .knobs import Knobs

@@ -4,7 +4,7 @@ The public surface is small: :class:`Engine` (load once, then train / stylize ma
 dataclasses, :class:`Progress`, and the exceptions (all :class:`RestyleError`). It knows nothing of OSC, MIDI
 or DAWs; the ``bridge`` package builds on it.
 
-Names are imported on first use, so ``from engine import RestyleError`` (what a DAW's ``restyle send`` needs)
+Names are imported on first use, so ``from restyle.engine import RestyleError`` (what a DAW's ``restyle send`` needs)
 does not load torch, diffusers and transformers.
 """
 

@@ -75,9 +75,10 @@ def create_backend(base: BaseModel, name: str = "torch", onnx_dir: str | os.Path
         name = auto_backend(base.device, base.dtype, onnx_dir is not None or _cached_export(base))
     if name == "torch":
         return Backend("torch", TorchUNet(base), TorchVae(base))
-    from .onnx_backend import load_onnx_backend
+    from .onnx_backend import load_onnx_models
 
-    return load_onnx_backend(base, Path(onnx_dir) if onnx_dir else None)
+    unet, vae, detail = load_onnx_models(base, Path(onnx_dir) if onnx_dir else None)
+    return Backend("onnx", unet, vae, detail)
 
 
 def _cached_export(base: BaseModel) -> bool:

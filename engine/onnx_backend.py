@@ -7,9 +7,11 @@ tensors); otherwise the CPU provider runs with every graph optimisation on.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 import torch
 
 from .base_model import BaseModel
@@ -100,10 +102,15 @@ class OnnxVae:
         return self.decoder((b, 3, h * self.factor, w * self.factor), latents=latents)
 
 
+def default_export_dir(base: BaseModel, precision: str) -> Path:
+    """The engine's cache folder for this base model's export at ``precision``."""
+    root = Path(os.environ["RESTYLE_HOME"]) / "cache" if os.environ.get("RESTYLE_HOME") else Path(
+        platformdirs.user_cache_dir("restyle", appauthor=False))
+    return root / "onnx" / f"{base.fingerprint}-{precision}"
+
+
 def find_export(base: BaseModel, folder: Path | None) -> Path:
     """The export to use: ``folder``, or the best one in the engine's cache for this device."""
-    from .onnx_export import default_export_dir
-
     if folder is not None:
         return folder
     for precision in PREFERRED_PRECISIONS.get(base.device.type, ("fp32",)):
@@ -131,9 +138,8 @@ def read_export(base: BaseModel, folder: Path) -> dict:
     return record
 
 
-def load_onnx_backend(base: BaseModel, folder: Path | None = None):
-    from .backends import Backend
-
+def load_onnx_models(base: BaseModel, folder: Path | None = None) -> tuple[OnnxUNet, OnnxVae, str]:
+    """The exported UNet and VAE for ``base`` (from ``folder`` or the cache), and a line saying which they are."""
     require_onnxruntime()
     folder = find_export(base, folder)
     record = read_export(base, folder)
@@ -141,4 +147,4 @@ def load_onnx_backend(base: BaseModel, folder: Path | None = None):
     detail = f"ONNX Runtime {record['precision']} from {folder}"
     factor = 2 ** (len(base.vae.config.block_out_channels) - 1)
     vae = OnnxVae(graphs["vae_encoder"], graphs["vae_decoder"], factor, base.vae.config.latent_channels)
-    return Backend("onnx", OnnxUNet(graphs["unet"]), vae, detail)
+    return OnnxUNet(graphs["unet"]), vae, detail

@@ -16,13 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 import torch
 
 from .atomic import atomic_folder
 from .base_model import BaseModel
 from .errors import SettingsError
-from .onnx_backend import EXPORT_FILE, create_session
+from .onnx_backend import EXPORT_FILE, create_session, default_export_dir
 
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_OPSET = 18
@@ -49,13 +48,6 @@ class ExportReport:
     folder: Path
     settings: ExportSettings
     relative_errors: dict[str, float] = field(default_factory=dict)  # ORT vs torch on random inputs
-
-
-def default_export_dir(base: BaseModel, precision: str) -> Path:
-    """The engine's cache folder for this base model's export at ``precision``."""
-    root = Path(os.environ["RESTYLE_HOME"]) / "cache" if os.environ.get("RESTYLE_HOME") else Path(
-        platformdirs.user_cache_dir("restyle", appauthor=False))
-    return root / "onnx" / f"{base.fingerprint}-{precision}"
 
 
 class _UNet(torch.nn.Module):

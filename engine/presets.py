@@ -15,10 +15,10 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .errors import SettingsError
+from .package_data import shipped_path
 from .sampler import SamplerSettings
 from .style import DEFAULT_SCALE, DEFAULT_STRENGTH
 
-STYLE_PRESETS = Path(__file__).resolve().parents[1] / "presets" / "styles"
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,11 @@ class StylePreset:
     strength: float = DEFAULT_STRENGTH
 
 
-def load_style_presets(folder: Path = STYLE_PRESETS) -> dict[str, StylePreset]:
-    """Every preset in ``folder``, checked like knob values; an absent folder means only the default."""
+def load_style_presets(folder: Path | None = None) -> dict[str, StylePreset]:
+    """Every preset in ``folder`` (default: the shipped ones), checked like knob values."""
+    folder = shipped_path("restyle.presets", "styles") if folder is None else folder
     presets = {"default": StylePreset("default")}
-    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("*.toml")):
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
             preset = StylePreset(str(data.get("name", path.stem)), float(data["scale"]), float(data["strength"]))
@@ -42,7 +43,8 @@ def load_style_presets(folder: Path = STYLE_PRESETS) -> dict[str, StylePreset]:
     return presets
 
 
-def preset_for(style_name: str, preset: str | None = None, folder: Path = STYLE_PRESETS) -> StylePreset:
+def preset_for(style_name: str, preset: str | None = None, folder: Path | None = None) -> StylePreset:
+    """The preset named ``preset``, else the one named like the style, else the default."""
     presets = load_style_presets(folder)
     if preset is not None:
         if preset not in presets:

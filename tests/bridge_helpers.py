@@ -7,11 +7,11 @@ import socket
 from contextlib import contextmanager
 from pathlib import Path
 
-from bridge.knobs import Knobs
-from bridge.osc_server import OscServer
-from bridge.paths import PathPolicy
-from bridge.protocol import RestyleProtocol
-from engine import Engine, SamplerSettings, StyleLibrary
+from restyle.bridge.knobs import Knobs
+from restyle.bridge.osc_server import OscServer
+from restyle.bridge.paths import PathPolicy
+from restyle.bridge.protocol import RestyleProtocol
+from restyle.engine import Engine, SamplerSettings, StyleLibrary
 
 
 @contextmanager

@@ -15,10 +15,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from engine import Engine, LoraSettings, StyleLibrary, TrainSettings, load_base_model  # noqa: E402
-from engine.cli import main  # noqa: E402
-from engine.synth import bells, chord  # noqa: E402
-from engine.tiny import TINY_SPECTROGRAM  # noqa: E402
+from restyle.engine import Engine, LoraSettings, StyleLibrary, TrainSettings, load_base_model  # noqa: E402
+from restyle.cli import main  # noqa: E402
+from signals import bells, chord  # noqa: E402
+from restyle.engine.tiny import TINY_SPECTROGRAM  # noqa: E402
 
 TINY_RATE = TINY_SPECTROGRAM.sample_rate
 QUICK_TRAIN = TrainSettings(steps=6, checkpoint_every=3)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from engine import (
+from restyle.engine import (
     CancelledError,
     Engine,
     LoraSettings,
@@ -21,12 +21,12 @@ from engine import (
     load_base_model,
     parse_adapter,
 )
-from engine.adapters import ADAPTER_FILE, TRAINING_ADAPTER, UNetAdapters
-from engine.audio import Clip
-from engine.cli import main
-from engine.mini import BUNDLED_STYLES
-from engine.style import Style, StyleMix
-from engine.synth import chord
+from restyle.engine.adapters import ADAPTER_FILE, TRAINING_ADAPTER, UNetAdapters
+from restyle.engine.audio import Clip
+from restyle.cli import main
+from restyle.engine.mini import BUNDLED_STYLES
+from restyle.engine.style import Style, StyleMix
+from signals import chord
 
 FAST = SamplerSettings(strength=0.5, scale=4.0, steps=6, seed=3)
 
@@ -80,7 +80,7 @@ def test_training_with_an_adapter_changes_only_the_tve_and_the_lora(engine, styl
     assert before.keys() == after.keys(), "the UNet keeps its plain layers after training"
     assert all(torch.equal(before[k], after[k]) for k in before), "a base-model weight changed"
     assert _lora_layers(engine.base.unet) == [] and UNetAdapters.of(engine.base).active() == []
-    from engine.base_model import weights_fingerprint
+    from restyle.engine.base_model import weights_fingerprint
     assert weights_fingerprint(engine.base.unet, engine.base.vae, engine.base.text_encoder) == fingerprint
     lora_b = [t for k, t in style.adapter.items() if ".lora_B." in k]
     assert lora_b and all(t.abs().max() > 0 for t in lora_b), "LoRA B starts at zero and must have learned"
@@ -116,7 +116,7 @@ def test_adapter_fits_the_shipped_mini_model():
     with UNetAdapters.of(mini).training(LoraSettings(), seed=0):
         assert len(_lora_layers(mini.unet)) == 4 * len(attentions) > 0
     assert _lora_layers(mini.unet) == []
-    from engine.base_model import weights_fingerprint
+    from restyle.engine.base_model import weights_fingerprint
     assert weights_fingerprint(mini.unet, mini.vae, mini.text_encoder) == fingerprint
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from engine.audio import AudioLimits, Clip, fit_length, read_audio, resample, write_audio
-from engine.errors import AudioError
-from engine.synth import chord
-from engine.windows import join, split, window_starts
+from restyle.engine.audio import AudioLimits, Clip, fit_length, read_audio, resample, write_audio
+from restyle.engine.errors import AudioError
+from signals import chord
+from restyle.engine.windows import join, split, window_starts
 from tests.conftest import write_wav
 
 

@@ -5,10 +5,10 @@ import time
 import pytest
 import torch
 
-from engine import ModelNotFoundError, SettingsError, load_base_model
-from engine.base_model import save_base_model
-from engine.devices import pick_device, pick_dtype
-from engine.tiny import TINY_SPECTROGRAM
+from restyle.engine import ModelNotFoundError, SettingsError, load_base_model
+from restyle.engine.base_model import save_base_model
+from restyle.engine.devices import pick_device, pick_dtype
+from restyle.engine.tiny import TINY_SPECTROGRAM
 
 
 def test_tiny_model_is_labelled_as_noise_and_reproducible(tiny_base):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from bridge.cli import main
+from restyle.cli import main
 from tests.bridge_helpers import free_port, running_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,12 +62,12 @@ def test_serve_refuses_to_listen_on_the_network_without_an_allow_list(capsys, tm
 def test_serve_runs_until_sigterm_and_stops_cleanly(tmp_path, styles_dir):
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    command = [sys.executable, "-m", "bridge.cli", "serve", "--model", "tiny", "--dtype", "fp32", "--port", str(port),
+    command = [sys.executable, "-m", "restyle", "serve", "--model", "tiny", "--dtype", "fp32", "--port", str(port),
                "--styles-dir", str(styles_dir), "--style", "bells"]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "listening" in process.stdout.readline()
-        status = subprocess.run([sys.executable, "-m", "bridge.cli", "status", "--port", str(port), "--json"],
+        status = subprocess.run([sys.executable, "-m", "restyle", "status", "--port", str(port), "--json"],
                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         assert status.returncode == 0 and json.loads(status.stdout)["knobs"]["style"] == "bells"
     finally:
@@ -101,7 +101,7 @@ def test_progress_file_exists_at_once_and_ends_done(server, content_wav, tmp_pat
 
 
 def test_result_file_holds_failures_that_are_not_restyle_errors(tmp_path, capsys, monkeypatch):
-    from bridge import client_cli
+    from restyle.bridge import client_commands as client_cli
 
     def broken(*_args):
         raise OSError("Network is unreachable")

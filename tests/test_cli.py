@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def restyle(*args, cwd=REPO):
     """The real command in a fresh process (slow: a few seconds of imports each)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "restyle", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.audio import probe
-from engine.cli import main
-from engine.errors import AudioError
-from engine.synth import chord
+from restyle.engine.audio import probe
+from restyle.cli import main
+from restyle.engine.errors import AudioError
+from signals import chord
 from tests.conftest import write_wav
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,7 +97,7 @@ def fifo(tmp_path):
 
 def _restyle(*args, timeout=120):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "restyle", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -128,7 +128,7 @@ def test_serving_the_network_without_allow_is_refused_before_the_model_loads():
 
 def _restyle_bridge(*args):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "bridge.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "restyle", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "diffusers", "transformers", "numpy", "soundfile", "safetensors")
 PROBE = """
 import json, sys
-from bridge.cli import main
+from restyle.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit:

@@ -4,8 +4,8 @@ import types
 
 import pytest
 
-from bridge import client as client_module
-from bridge.client import Event, RestyleClient, ServerError
+from restyle.bridge import client as client_module
+from restyle.bridge.client import Event, RestyleClient, ServerError
 
 
 class ScriptedClient(RestyleClient):

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from bridge.client import RestyleClient
+from restyle.bridge.client import RestyleClient
 from tests.bridge_helpers import running_server
 
 

@@ -163,8 +163,8 @@ def test_every_address_the_templates_send_is_documented():
 
 
 def test_every_address_the_server_answers_is_documented(tiny_base, tmp_path):
-    from bridge.protocol import RestyleProtocol
-    from engine import Engine, StyleLibrary
+    from restyle.bridge.protocol import RestyleProtocol
+    from restyle.engine import Engine, StyleLibrary
 
     protocol = RestyleProtocol(Engine(tiny_base, StyleLibrary(tmp_path)))
     served = set(protocol.routes())

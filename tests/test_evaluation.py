@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from engine.cli import main
-from engine.embedders import ClapEmbedder, repeat_pad
-from engine.evaluation import EmbeddingCache, pairs_by_name, score_pairs, summarize
-from engine.metrics import bootstrap_interval, clap_score, content_preservation, pareto_front, style_fit
-from engine.synth import bells, chord
+from restyle.cli import main
+from restyle.engine.embedders import ClapEmbedder, repeat_pad
+from restyle.engine.evaluation import EmbeddingCache, pairs_by_name, score_pairs, summarize
+from restyle.engine.metrics import bootstrap_interval, clap_score, content_preservation, pareto_front, style_fit
+from signals import bells, chord
 from tests.conftest import write_wav
 
 
@@ -118,7 +118,7 @@ def test_run_mode_stylizes_a_grid_scores_it_and_writes_the_recommendation(traine
 
 
 def test_missing_clap_weights_offline_name_what_to_download():
-    from engine import ModelNotFoundError
+    from restyle.engine import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="hf download laion/clap-htsat-unfused"):
         ClapEmbedder.load("laion/clap-htsat-unfused")

@@ -18,8 +18,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine import StyleLibrary
-from engine.atomic import TEST_WRITE_DELAY
+from restyle.engine import StyleLibrary
+from restyle.engine.atomic import TEST_WRITE_DELAY
 
 pytestmark = pytest.mark.slow
 KILLS = 20
@@ -32,7 +32,7 @@ def _run_cli(argv: list[str], log: str, env: dict[str, str]) -> None:
         os.dup2(out.fileno(), 2)
     os.environ.update(env)
     torch.set_num_threads(1)
-    from bridge.cli import main
+    from restyle.cli import main
 
     sys.exit(main(argv))
 
@@ -40,7 +40,7 @@ def _run_cli(argv: list[str], log: str, env: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def forks():
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["bridge.cli", "engine.cli", "torch", __name__])
+    context.set_forkserver_preload(["restyle.cli", "torch", __name__])
     return context
 
 

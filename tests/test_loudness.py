@@ -4,10 +4,10 @@ at full scale: tested on loud drum loops, quiet pads and clips that already peak
 import numpy as np
 import pytest
 
-from engine.audio import Clip
-from engine.loudness import CEILING, limit, match_loudness
-from engine.sampler import SamplerSettings
-from engine.synth import chord, noise_bursts
+from restyle.engine.audio import Clip
+from restyle.engine.loudness import CEILING, limit, match_loudness
+from restyle.engine.sampler import SamplerSettings
+from signals import chord, noise_bursts
 
 
 def _db(x: float) -> float:

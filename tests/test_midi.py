@@ -5,9 +5,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from bridge.knobs import Knobs
-from bridge.midi import DEFAULT_MAP, MidiInput, MidiKnobs, MidiMap, start_midi
-from engine import SamplerSettings, SettingsError
+from restyle.bridge.knobs import Knobs
+from restyle.bridge.midi import MidiInput, MidiKnobs, MidiMap, start_midi
+from restyle.engine import SamplerSettings, SettingsError
 
 PRESETS = Path(__file__).resolve().parents[1] / "presets" / "midi"
 
@@ -148,7 +148,7 @@ def test_without_a_port_midi_is_off_with_one_line():
 
 def test_a_real_virtual_port_where_the_os_allows_it():
     protocol = FakeProtocol()
-    midi = start_midi("virtual", str(DEFAULT_MAP), Knobs(), protocol)
+    midi = start_midi("virtual", str(PRESETS / "generic.toml"), Knobs(), protocol)
     if midi.port is None:
         pytest.skip(f"no MIDI system here: {midi.describe()}")
     try:

@@ -7,15 +7,15 @@ import mido
 import numpy as np
 import pytest
 
-from engine.errors import RestyleError
-from engine.mini.acceptance import chroma_correlation, log_mel_distance
-from engine.mini.architecture import MINI_SPECTROGRAM, build_tokenizer
-from engine.mini.melodies import melody, phrase, to_midi
-from engine.mini.corpus import corpus_words, effect_caption, recording_caption, training_instruments
-from engine.mini.render import HELD_OUT, INSTRUMENTS, instrument, render_notes
-from engine.spectrogram import SpectrogramConverter
-from engine.synth import chord
-from engine.synth import melody as synth_melody
+from restyle.engine.errors import RestyleError
+from restyle.engine.mini.acceptance import chroma_correlation, log_mel_distance
+from restyle.engine.mini.architecture import MINI_SPECTROGRAM, build_tokenizer
+from restyle.engine.mini.melodies import melody, phrase, to_midi
+from restyle.engine.mini.corpus import corpus_words, effect_caption, recording_caption, training_instruments
+from restyle.engine.mini.render import HELD_OUT, INSTRUMENTS, instrument, render_notes
+from restyle.engine.spectrogram import SpectrogramConverter
+from signals import chord
+from signals import melody as synth_melody
 
 needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None,
                                       reason="FluidSynth is not installed (apt install fluidsynth fluid-soundfont-gm)")

@@ -7,12 +7,12 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from engine import Engine, StyleLibrary, load_base_model
-from engine.cli import main
-from engine.mini import BUNDLED_STYLES, DEMO_CONTENT
-from engine.mini.acceptance import AcceptanceSettings
-from engine.mini.architecture import MINI_SPECTROGRAM
-from engine.training import TrainSettings
+from restyle.engine import Engine, StyleLibrary, load_base_model
+from restyle.cli import main
+from restyle.engine.mini import BUNDLED_STYLES, DEMO_CONTENT
+from restyle.engine.mini.acceptance import AcceptanceSettings
+from restyle.engine.mini.architecture import MINI_SPECTROGRAM
+from restyle.engine.training import TrainSettings
 
 needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
 

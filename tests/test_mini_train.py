@@ -6,11 +6,11 @@ import shutil
 import pytest
 import torch
 
-from engine import load_base_model
-from engine.errors import SettingsError
-from engine.mini.architecture import MINI_SPECTROGRAM
-from engine.mini.corpus import CorpusSettings
-from engine.mini.train import MiniTrainer, MiniTrainSettings, cosine_with_warmup, min_snr_weights, random_crops
+from restyle.engine import load_base_model
+from restyle.engine.errors import SettingsError
+from restyle.engine.mini.architecture import MINI_SPECTROGRAM
+from restyle.engine.mini.corpus import CorpusSettings
+from restyle.engine.mini.train import MiniTrainer, MiniTrainSettings, cosine_with_warmup, min_snr_weights, random_crops
 
 pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
 

@@ -11,7 +11,7 @@ import soundfile as sf
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from engine import (  # noqa: E402
+from restyle.engine import (  # noqa: E402
     AdapterNotSupportedError,
     BaseModelMismatchError,
     Engine,
@@ -19,9 +19,9 @@ from engine import (  # noqa: E402
     SettingsError,
     StyleLibrary,
 )
-from engine.backends import create_backend  # noqa: E402
-from engine.cli import main  # noqa: E402
-from engine.onnx_export import ExportSettings, export_onnx  # noqa: E402
+from restyle.engine.backends import create_backend  # noqa: E402
+from restyle.cli import main  # noqa: E402
+from restyle.engine.onnx_export import ExportSettings, export_onnx  # noqa: E402
 
 TOLERANCE = 1e-4  # max |ORT - torch| / max |torch| per component, fp32 (measured: about 1e-6)
 AUDIO_TOLERANCE = 1e-3  # the same, on the stylized audio after Griffin-Lim

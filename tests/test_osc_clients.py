@@ -8,9 +8,9 @@ import pytest
 import soundfile as sf
 from pythonosc.osc_packet import OscPacket
 
-import bridge.protocol
-from bridge.client import RestyleClient, ServerError
-from engine.synth import chord
+import restyle.bridge.protocol
+from restyle.bridge.client import RestyleClient, ServerError
+from signals import chord
 from tests.bridge_helpers import running_server
 from tests.conftest import TINY_RATE, write_wav
 
@@ -133,7 +133,7 @@ def test_hello_cannot_point_replies_at_another_machine(server, host):
 
 
 def test_a_registration_lapses_when_its_client_goes_quiet(server, monkeypatch):
-    monkeypatch.setattr(bridge.protocol, "REGISTRATION_SECONDS", 0.5)
+    monkeypatch.setattr(restyle.bridge.protocol, "REGISTRATION_SECONDS", 0.5)
     listener = _listener()
     with RestyleClient("127.0.0.1", server.udp_port) as daw:
         daw.send("hello", ["h1", listener.getsockname()[1]])

@@ -13,9 +13,9 @@ from pythonosc import slip
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.osc_packet import OscPacket
 
-from bridge.client import RestyleClient, ServerError
-from bridge.paths import PathPolicy
-from engine.synth import chord
+from restyle.bridge.client import RestyleClient, ServerError
+from restyle.bridge.paths import PathPolicy
+from signals import chord
 from tests.bridge_helpers import running_server
 from tests.conftest import write_wav
 
@@ -274,7 +274,7 @@ def test_again_restyles_the_last_clip_with_the_current_knobs(server, client, con
 def test_midi_learn_over_osc(server, client):
     import mido
 
-    from bridge.midi import MidiKnobs, MidiMap
+    from restyle.bridge.midi import MidiKnobs, MidiMap
 
     with pytest.raises(ServerError, match="MIDI is not set up"):
         client.request("midi/learn", "scale")

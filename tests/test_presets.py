@@ -2,8 +2,9 @@
 
 import pytest
 
-from engine import SettingsError, TrainSettings
-from engine.presets import STYLE_PRESETS, load_style_presets, preset_for
+from restyle.engine import SettingsError, TrainSettings
+from restyle.engine.package_data import shipped_path
+from restyle.engine.presets import load_style_presets, preset_for
 
 
 def test_published_settings_are_shipped():
@@ -11,7 +12,7 @@ def test_published_settings_are_shipped():
     assert {name: (p.scale, p.strength) for name, p in presets.items()} == {
         "default": (5.0, 0.7), "accordion": (4.5, 0.6), "bird": (3.5, 0.45), "chime": (3.5, 0.45),
     }
-    assert len(list(STYLE_PRESETS.glob("*.toml"))) == 4
+    assert len(list(shipped_path("restyle.presets", "styles").glob("*.toml"))) == 4
 
 
 def test_style_named_like_a_preset_gets_its_settings(engine, style_clips):

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.spectrogram import (
+from restyle.engine.spectrogram import (
     SpectrogramConverter,
     SpectrogramFormat,
     image_to_model_input,
     mel_filterbank,
     model_output_to_image,
 )
-from engine.synth import chord, noise_bursts, sweep
+from signals import chord, noise_bursts, sweep
 
 RIFFUSION = SpectrogramFormat()
 

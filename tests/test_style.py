@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from engine import SettingsError, StyleExistsError, StyleLibrary, StyleNotFoundError
-from engine.conditioning import TextConditioner
-from engine.style import Style, StyleInfo, TimeVaryingEmbedding, parse_style_mix
+from restyle.engine import SettingsError, StyleExistsError, StyleLibrary, StyleNotFoundError
+from restyle.engine.conditioning import TextConditioner
+from restyle.engine.style import Style, StyleInfo, TimeVaryingEmbedding, parse_style_mix
 
 
 def test_module_width_follows_the_text_encoder(tiny_base):
@@ -103,7 +103,7 @@ def test_library_location_follows_restyle_home(tmp_path, monkeypatch):
 
 
 def test_atomic_folder_replaces_a_whole_folder_or_leaves_it_untouched(tmp_path):
-    from engine.atomic import atomic_folder
+    from restyle.engine.atomic import atomic_folder
 
     target = tmp_path / "model"
     target.mkdir()

@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine import BaseModelMismatchError, CancelledError, SamplerSettings, SettingsError, StyleNotFoundError
-from engine.library import StyleLibrary
-from engine.synth import chord
+from restyle.engine import BaseModelMismatchError, CancelledError, SamplerSettings, SettingsError, StyleNotFoundError
+from restyle.engine.library import StyleLibrary
+from signals import chord
 from tests.conftest import write_wav
 
 FAST = SamplerSettings(strength=0.5, scale=4.0, steps=6, seed=3)
@@ -157,8 +157,8 @@ def test_unknown_style_and_overwriting_the_input_are_refused(trained_engine, con
 def test_style_from_another_base_model_is_refused(trained_engine, styles_dir, tmp_path, content_wav):
     import shutil
 
-    from engine import Engine
-    from engine.atomic import write_json
+    from restyle.engine import Engine
+    from restyle.engine.atomic import write_json
 
     other = tmp_path / "other"
     shutil.copytree(styles_dir / "bells", other / "bells")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import CancelledError, CheckpointError, StyleExistsError, TrainSettings
-from engine.training import StyleTrainer
+from restyle.engine import CancelledError, CheckpointError, StyleExistsError, TrainSettings
+from restyle.engine.training import StyleTrainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def test_existing_style_is_not_overwritten_by_accident(engine, style_clips):
 
 def test_resume_after_kill_9_continues_from_the_checkpoint(style_clips, tmp_path):
     styles = tmp_path / "styles"
-    command = [sys.executable, "-m", "engine.cli", "train", "killed", str(style_clips), "--model", "tiny",
+    command = [sys.executable, "-m", "restyle", "train", "killed", str(style_clips), "--model", "tiny",
                "--dtype", "fp32", "--device", "cpu", "--steps", "400", "--checkpoint-every", "5",
                "--styles-dir", str(styles)]
     env = dict(os.environ, HF_HUB_OFFLINE="1")

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import TrainSettings
-from engine.atomic import atomic_folder, atomic_path
-from engine.cli import main
+from restyle.engine import TrainSettings
+from restyle.engine.atomic import atomic_folder, atomic_path
+from restyle.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _train_process(name, clips, library, *extra, stderr=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "train", name, str(clips), "--model", "tiny",
+    return subprocess.Popen([sys.executable, "-m", "restyle", "train", name, str(clips), "--model", "tiny",
                              "--styles-dir", str(library), *map(str, extra)],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr or subprocess.PIPE, text=True)
 

@@ -10,14 +10,16 @@ import argparse
 import json
 from pathlib import Path
 
+from restyle.options import ProgressBar, add_library_option, add_model_options, load_engine
+
 from ..training import TrainSettings
 from . import MINI, MODEL_DIR, STYLES_DIR
 
 DEFAULT_WORK = "mini-training"
 
 
-def add_mini_command(commands: argparse._SubParsersAction) -> None:
-    from ..cli import add_library_option, add_model_options
+def add_commands(commands: argparse._SubParsersAction) -> dict:
+    """``restyle mini ...``, added to the ``restyle`` parser; returns its handler."""
 
     mini = commands.add_parser("mini", help="train the shipped mini model, its styles, and measure them")
     actions = mini.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -55,10 +57,10 @@ def add_mini_command(commands: argparse._SubParsersAction) -> None:
                             help="learn the target styles anew with this many steps (default: use the library's)")
     add_model_options(acceptance, MINI)
     add_library_option(acceptance)
+    return {"mini": cmd_mini}
 
 
 def cmd_mini(args: argparse.Namespace) -> int:
-    from ..cli import ProgressBar
 
     action = {"train": _train, "styles": _styles, "acceptance": _acceptance}[args.action]
     bar = ProgressBar(f"mini {args.action}")
@@ -69,7 +71,6 @@ def cmd_mini(args: argparse.Namespace) -> int:
 
 
 def _styles(args: argparse.Namespace, bar) -> int:
-    from ..cli import load_engine
     from .shipped import render_demo_content, train_shipped_styles
 
     engine = load_engine(args, args.model)
@@ -81,7 +82,6 @@ def _styles(args: argparse.Namespace, bar) -> int:
 
 
 def _acceptance(args: argparse.Namespace, bar) -> int:
-    from ..cli import load_engine
     from .acceptance import markdown, run_acceptance
 
     settings = _acceptance_settings(args).validate()  # before the model loads: bad input fails at once

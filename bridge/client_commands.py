@@ -16,16 +16,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.atomic import write_json
-from engine.console import ProgressBar, new_parser, run
-from engine.errors import RestyleError
-from engine.progress import Progress
+from restyle.engine.atomic import write_json
+from restyle.engine.errors import RestyleError
+from restyle.engine.progress import Progress
+from restyle.options import ProgressBar, new_parser, run
 
 from .client import Event, RestyleClient, ServerError
 from .wire import DEFAULT_PORT
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> dict:
     """Add send, learn, cancel and status to a ``restyle`` parser."""
     send = commands.add_parser("send", help="send an audio file to a running server and wait for the result")
     send.add_argument("input", help="audio file (its path must be readable by the server)")
@@ -56,6 +56,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _add_server_options(status)
     status.add_argument("--json", action="store_true")
     status.add_argument("--result-file", metavar="FILE", help="also write the report (or the error) as JSON to FILE")
+    return COMMANDS
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:

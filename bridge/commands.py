@@ -1,27 +1,20 @@
-"""The installed ``restyle`` command: the engine's commands, ``serve``, and the DAW client commands.
-
-The client commands (send, learn, cancel, status: bridge/client_cli.py) are parsed and run without loading the
-engine's ML stack, so a DAW that starts ``restyle send`` gets an answer at once; every other command loads it.
-"""
+"""The bridge's commands: ``restyle serve`` (gathered by restyle/cli.py with the others)."""
 
 from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from pathlib import Path
 
-from engine.console import note, run
+from restyle.options import add_backend_options, add_library_option, add_model_options, load_engine, note
 
-from . import client_cli
 from .wire import DEFAULT_PORT
 
 
-def add_serve_command(commands: argparse._SubParsersAction) -> None:
-    """The ``serve`` command and its options."""
-    from engine import cli as engine_cli
-    from engine.base_model import DEFAULT_MODEL
+def add_commands(commands: argparse._SubParsersAction) -> dict:
+    """``serve`` and its options, added to the ``restyle`` parser; returns its handler."""
+    from restyle.engine.base_model import DEFAULT_MODEL
 
     serve = commands.add_parser("serve", help="run the engine for DAWs: OSC over UDP and TCP, optional MIDI knobs")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
@@ -37,15 +30,14 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--learn-steps", type=int, default=3000, help="training steps for styles learned over OSC")
     serve.add_argument("--midi", metavar="PORT", help="MIDI input port name (or 'virtual' for a virtual port)")
     serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs (default: presets/midi/generic.toml)")
-    engine_cli.add_model_options(serve, DEFAULT_MODEL)
-    engine_cli.add_backend_options(serve)
-    engine_cli.add_library_option(serve)
+    add_model_options(serve, DEFAULT_MODEL)
+    add_backend_options(serve)
+    add_library_option(serve)
+    return {"serve": cmd_serve}
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the engine, listen for OSC (and MIDI) until SIGINT/SIGTERM."""
-    from engine import cli as engine_cli
-
     from .knobs import Knobs
     from .midi import start_midi
     from .osc_server import ClientFilter, OscServer
@@ -53,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .protocol import RestyleProtocol
 
     ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
-    engine = engine_cli.load_engine(args, args.model)
+    engine = load_engine(args, args.model)
     policy = PathPolicy(tuple(Path(d).expanduser().resolve() for d in args.allow_dir),
                         Path(args.output_dir).expanduser().resolve() if args.output_dir else None)
     knobs = Knobs(style=args.style)
@@ -72,28 +64,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
     midi.close()
     server.stop()
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Every command: the engine's, ``serve`` and the client's."""
-    from engine import cli as engine_cli
-
-    parser, commands = engine_cli.new_parser()
-    engine_cli.add_commands(commands)
-    add_serve_command(commands)
-    client_cli.add_commands(commands)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one ``restyle`` command; client commands never load the engine."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if client_cli.handles(argv):
-        return client_cli.main(argv)
-    from engine import cli as engine_cli
-
-    return run(build_parser(), {**engine_cli.COMMANDS, "serve": cmd_serve, **client_cli.COMMANDS}, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,65 +1,34 @@
-"""The ``restyle`` command line: train, stylize, styles, evaluate, export-onnx, demo, mini.
+"""The engine's commands: train, stylize, styles, evaluate, export-onnx, demo (gathered by restyle/cli.py).
 
-Errors from the engine are caught once (engine/console.py's ``run``) and printed as one line on stderr with a
+Errors from the engine are caught once (restyle/options.py's ``run``) and printed as one line on stderr with a
 non-zero exit.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+
+from restyle.options import (EXIT_INTERRUPTED, ProgressBar, add_backend_options, add_library_option,
+                             add_model_options, load_engine, note, stop_requests)
 
 from .adapters import DEFAULT_LEARNING_RATE as ADAPTER_LR
 from .adapters import parse_adapter
 from .backends import backend_for_styles
-from .base_model import DEFAULT_MODEL, TINY
-from .console import EXIT_ERROR, EXIT_INTERRUPTED, ProgressBar, new_parser, note, run  # noqa: F401 (re-exported)
+from .base_model import DEFAULT_MODEL
 from .errors import BaseModelMismatchError, CancelledError, DamagedStyleError
 from .library import StyleLibrary
-from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE, MINI
-from .mini.commands import add_mini_command, cmd_mini
+from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE
 from .sampler import SamplerSettings
 from .style import parse_style_mix
 from .training import TrainSettings
 
 # -- argument parsing ---------------------------------------------------------------------------------------------
-def add_model_options(parser: argparse.ArgumentParser, model_default: str | None) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default=model_default,
-                       help=f"base model: '{MINI}' (shipped, small, offline), a hub id such as {DEFAULT_MODEL}, a "
-                            f"local diffusers folder, or '{TINY}' (random weights, noise, for smoke runs). "
-                            f"Default: {model_default or 'the style’s own base model'}")
-    group.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    group.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, bf16 on CPUs with AMX), fp32, bf16, fp16")
-    group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this")
-
-
-def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "auto"],
-                        help="where the UNet and VAE run: torch, onnx (needs `restyle export-onnx` once), or auto")
-    parser.add_argument("--onnx", metavar="FOLDER", help="an ONNX export elsewhere than the engine's cache")
-
-
-def add_library_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--styles-dir", default=None,
-                        help="style library folder (default: $RESTYLE_HOME/styles or the user data folder)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The engine's commands alone (the installed ``restyle`` adds the bridge's: see bridge/cli.py)."""
-    parser, commands = new_parser()
-    add_commands(commands)
-    return parser
-
-
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> dict:
+    """The engine's commands, added to the ``restyle`` parser; returns their handlers."""
     train = commands.add_parser("train", help="learn a new style from audio clips or a folder of them")
     train.add_argument("name", help="the style's name")
     train.add_argument("clips", nargs="+", help="audio files or folders")
@@ -159,21 +128,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_model_options(demo, None)
     add_library_option(demo)
 
-    add_mini_command(commands)
+    return COMMANDS
 
 
 # -- commands -----------------------------------------------------------------------------------------------------
-def load_engine(args: argparse.Namespace, model: str):
-    from .audio import AudioLimits
-    from .engine import Engine, EngineSettings
-
-    settings = EngineSettings(limits=AudioLimits(max_seconds=args.max_seconds))
-    engine = Engine.load(model, args.device, args.dtype, args.styles_dir, settings,
-                         getattr(args, "backend", "torch"), getattr(args, "onnx", None))
-    note(f"base model: {engine.base.describe()}; backend: {engine.backend.detail or engine.backend.name}")
-    return engine
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     adapter = parse_adapter(args.adapter)
     if adapter is not None:
@@ -201,23 +159,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"Trained style '{style.name}' ({len(history)} steps, last loss {history[-1]:.4f}): {folder}")
     return 0
-
-
-@contextlib.contextmanager
-def stop_requests() -> Iterator[threading.Event]:
-    """An event set by the first Ctrl-C or SIGTERM (a second one interrupts at once), for work that stops cleanly."""
-    stop = threading.Event()
-
-    def request_stop(signum, _frame) -> None:
-        stop.set()
-        signal.signal(signum, previous[signum])
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -421,13 +362,5 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"evaluate": cmd_evaluate, "export-onnx": cmd_export_onnx, "train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "demo": cmd_demo,
-            "mini": cmd_mini}
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(build_parser(), COMMANDS, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS = {"train": cmd_train, "stylize": cmd_stylize, "styles": cmd_styles, "evaluate": cmd_evaluate,
+            "export-onnx": cmd_export_onnx, "demo": cmd_demo}

@@ -1,0 +1,1 @@
+"""What runs inside the hosts (data, read through importlib.resources; installed by ``restyle daw install``)."""

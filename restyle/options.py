@@ -1,0 +1,142 @@
+"""What every area's commands share: the parser, common options, progress bars, notes, each error as one line.
+
+Light on purpose (no torch, no diffusers at import): the DAW client commands (``restyle send``, ``status``) use it
+too, so anything heavy is imported inside the function that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+
+from restyle import __version__
+from restyle.engine.errors import RestyleError
+from restyle.engine.progress import Progress
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by the engine's progress callback; a new bar for each stage."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, progress: Progress) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or progress.stage != self.stage:
+            self.close()
+            self.stage = progress.stage
+            self.bar = tqdm(total=progress.total, desc=f"{self.label} ({progress.stage})", unit="step",
+                            file=sys.stderr, dynamic_ncols=True, initial=progress.done - 1)
+        self.bar.update(progress.done - self.bar.n)
+        if progress.loss is not None:
+            self.bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def new_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The ``restyle`` parser with no commands yet."""
+    parser = argparse.ArgumentParser(prog="restyle", description="Learn a sound's style from a few clips, then "
+                                     "re-render any clip in that style.")
+    parser.add_argument("--version", action="version", version=f"restyle {__version__}")
+    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+
+def add_model_options(parser: argparse.ArgumentParser, model_default: str | None) -> None:
+    """--model, --device, --dtype, --max-seconds: which base model runs where."""
+    from restyle.engine.base_model import DEFAULT_MODEL, TINY
+    from restyle.engine.mini import MINI
+
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=model_default,
+                       help=f"base model: '{MINI}' (shipped, small, offline), a hub id such as {DEFAULT_MODEL}, a "
+                            f"local diffusers folder, or '{TINY}' (random weights, noise, for smoke runs). "
+                            f"Default: {model_default or 'the style’s own base model'}")
+    group.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    group.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, bf16 on CPUs with AMX), fp32, bf16, fp16")
+    group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this")
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """--backend and --onnx: where the UNet and VAE run."""
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "auto"],
+                        help="where the UNet and VAE run: torch, onnx (needs `restyle export-onnx` once), or auto")
+    parser.add_argument("--onnx", metavar="FOLDER", help="an ONNX export elsewhere than the engine's cache")
+
+
+def add_library_option(parser: argparse.ArgumentParser) -> None:
+    """--styles-dir: which style library."""
+    parser.add_argument("--styles-dir", default=None,
+                        help="style library folder (default: $RESTYLE_HOME/styles or the user data folder)")
+
+
+def load_engine(args: argparse.Namespace, model: str):
+    """The engine the model options describe, loaded once."""
+    from restyle.engine.audio import AudioLimits
+    from restyle.engine.engine import Engine, EngineSettings
+
+    settings = EngineSettings(limits=AudioLimits(max_seconds=args.max_seconds))
+    engine = Engine.load(model, args.device, args.dtype, args.styles_dir, settings,
+                         getattr(args, "backend", "torch"), getattr(args, "onnx", None))
+    note(f"base model: {engine.base.describe()}; backend: {engine.backend.detail or engine.backend.name}")
+    return engine
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """An event set by the first Ctrl-C or SIGTERM (a second one interrupts at once), for work that stops cleanly."""
+    stop = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        stop.set()
+        signal.signal(signum, previous[signum])
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def note(message: str) -> None:
+    """One line for the user on stderr."""
+    print(message, file=sys.stderr)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("diffusers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def run(parser: argparse.ArgumentParser, commands: dict, argv: list[str] | None = None) -> int:
+    """Parse, run the command, and turn every RestyleError into one line on stderr and exit status 1."""
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    try:
+        return commands[args.command](args)
+    except RestyleError as exc:
+        print(f"restyle: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("restyle: interrupted; no half-written file was left.", file=sys.stderr)
+        return EXIT_INTERRUPTED
