@@ -1,4 +1,4 @@
-"""The published metrics (method.md): CLAPscore = ReLU(cos); content preservation; style fit; bootstrap CIs."""
+"""The published metrics (docs/method.md): CLAPscore = ReLU(cos); content preservation; style fit; bootstrap CIs."""
 
 from __future__ import annotations
 

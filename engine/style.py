@@ -1,6 +1,6 @@
 """A style: the time-varying textual embedding (TVE) of the placeholder word ``*``, and its metadata.
 
-The module maps a diffusion timestep t to the input token embedding e(t) of ``*`` (method.md):
+The module maps a diffusion timestep t to the input token embedding e(t) of ``*`` (docs/method.md):
 sinusoidal(t) -> MLP (d -> 4d -> 4d -> d) -> + frozen embedding of an init word -> output linear maps.
 The official code follows the sum with an attention block over a single token; with one key its softmax is
 always 1, so it is exactly a chain of linear maps (value, output projection, final linear), written as such.
