@@ -60,8 +60,11 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--host", default="127.0.0.1", help="the OSC server's address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the OSC server's port (default {DEFAULT_PORT})")
+    parser.add_argument("--server", metavar="URL", help="use a server's HTTP API instead of OSC, e.g. "
+                        "http://studio-pc:9200: audio is uploaded and the result downloaded (docs/remote.md)")
+    parser.add_argument("--token-file", metavar="FILE", help="the HTTP server's access token (needed off loopback)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait in all (send, learn) / for an answer (status, cancel: default 2)")
 
@@ -96,13 +99,25 @@ class JobReport:
     def __call__(self, event: Event) -> None:
         """Feed one push about the job (started, progress...)."""
         if event.name == "progress":
-            job, fraction, done, total, stage = event.args
-            if total:
-                self.bar(Progress(str(stage), int(done), int(total)))
-            self.update(f"{job} {stage} {round(100 * float(fraction))} %", state="running", position=0,
-                        fraction=float(fraction), stage=str(stage))
+            self.progress(*event.args)
         elif event.name == "started":
             self.update(f"{event.args[0]} started", state="running", position=0)
+
+    def progress(self, job: str, fraction: float, done: int, total: int, stage: str) -> None:
+        """The running job's progress."""
+        if total:
+            self.bar(Progress(str(stage), int(done), int(total)))
+        self.update(f"{job} {stage} {round(100 * float(fraction))} %", state="running", position=0,
+                    fraction=float(fraction), stage=str(stage))
+
+    def remote(self, view: dict) -> None:
+        """A progress view from the HTTP API (queued or running)."""
+        if view["state"] == "queued":
+            if self.state.get("position") != view["position"]:
+                self.update(f"{view['id']} queued, position {view['position']}", state="queued",
+                            position=view["position"])
+        elif view["state"] == "running":
+            self.progress(view["id"], view["progress"], view["done"], view["total"], view["kind"])
 
     def update(self, line: str, **state: object) -> None:
         self.state.update(state)
@@ -161,6 +176,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace, report: JobReport) -> dict:
+    if args.server:
+        return _send_http(args, report)
     options: list[object] = []
     for name in ("style", "strength", "scale", "steps", "seed", "start", "end"):
         value = getattr(args, name)
@@ -179,6 +196,32 @@ def _send(args: argparse.Namespace, report: JobReport) -> dict:
     report.update(f"{event.args[0]} done: {output}", state="done", fraction=1.0, output=output)
     return {"job": event.args[0], "output": output, "sample_rate": rate, "channels": channels, "seconds": seconds,
             **used}
+
+
+def _send_http(args: argparse.Namespace, report: JobReport) -> dict:
+    """Upload the clip to a server's HTTP API, follow it, download the result next to the input."""
+    from .http_client import RemoteClient, read_token_file
+
+    source = Path(args.input).expanduser()
+    if not source.is_file():
+        raise ServerError(f"{source} does not exist or is not a file.", "bad_request")
+    output = Path(args.output).expanduser() if args.output else None
+    if output is not None and output.exists():
+        raise ServerError(f"{output} already exists and is never replaced; choose another output name.",
+                          "output_exists")
+    options = {name: getattr(args, name) for name in ("style", "strength", "scale", "steps", "seed", "start", "end")}
+    options["stereo"] = "true" if args.stereo else None
+    with RemoteClient(args.server, read_token_file(args.token_file)) as remote:
+        job = remote.stylize(source, options)
+        report.accepted(job["id"], job["position"])
+        if not args.wait:
+            return {"job": job["id"], "position": job["position"]}
+        final = remote.follow(job["id"], report.remote, stall=args.stall)
+        saved = remote.download(final, source, output)
+    result = final["result"]
+    report.update(f"{final['id']} done: {saved}", state="done", fraction=1.0, output=str(saved))
+    return {"job": final["id"], "output": str(saved), "sample_rate": result["sample_rate"],
+            "channels": result["channels"], "seconds": result["seconds"]}
 
 
 def _knobs_used(client: RestyleClient, args: argparse.Namespace) -> dict:

@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+from restyle.engine import SettingsError
 from restyle.options import add_backend_options, add_library_option, add_model_options, load_engine, note
 
 from .wire import DEFAULT_PORT
@@ -28,12 +29,38 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     serve.add_argument("--style", default="", help="the style knob's starting value")
     serve.add_argument("--queue", type=int, default=16, help="jobs that may wait")
     serve.add_argument("--learn-steps", type=int, default=3000, help="training steps for styles learned over OSC")
+    http = serve.add_argument_group("HTTP API (audio over the network: docs/remote.md)")
+    http.add_argument("--http", type=int, metavar="PORT", help="also serve the HTTP API on this TCP port (default: off)")
+    http.add_argument("--token-file", metavar="FILE",
+                      help="the access token clients must send (default: none on loopback; on other interfaces one is "
+                           "generated at first start in the user config folder, mode 0600)")
+    http.add_argument("--max-upload-mb", type=float, default=512.0, help="largest upload accepted (default 512 MiB)")
+    http.add_argument("--keep-results", type=float, default=60.0, metavar="MINUTES",
+                      help="how long results stay downloadable after their job ends (default 60 minutes)")
+    http.add_argument("--per-client", type=int, default=4,
+                      help="unfinished jobs one client address may have at once (default 4)")
     serve.add_argument("--midi", metavar="PORT", help="MIDI input port name (or 'virtual' for a virtual port)")
     serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs (default: presets/midi/generic.toml)")
     add_model_options(serve, DEFAULT_MODEL)
     add_backend_options(serve)
     add_library_option(serve)
     return {"serve": cmd_serve}
+
+
+def _start_http(args: argparse.Namespace, protocol):
+    """The HTTP API next to OSC, on the same queue (bridge/http_api.py)."""
+    try:
+        from .http_api import HttpSettings, open_http
+    except ImportError as exc:
+        raise SettingsError(f"The HTTP API needs its extra packages ({exc.name} is missing): "
+                            "pip install 'restyle[http]'.") from None
+    from .spool import SpoolSettings
+
+    spool = SpoolSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), keep_seconds=args.keep_results * 60)
+    http, line = open_http(protocol, args.host, args.http, args.allow, args.token_file, spool,
+                           HttpSettings(per_client=args.per_client))
+    note(line)
+    return http
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -57,10 +84,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
+    http = _start_http(args, protocol) if args.http is not None else None
     print(f"Restyle listening on {args.host}:{server.udp_port} (OSC over UDP and TCP/SLIP). Ctrl-C stops.",
           flush=True)
     stop.wait()
     note("Stopping: cancelling jobs; no half-written files are left.")
     midi.close()
+    if http is not None:
+        http.stop()
     server.stop()
     return 0

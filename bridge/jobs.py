@@ -18,6 +18,10 @@ class QueueFullError(RestyleError):
     code = "queue_full"
 
 
+class ClientLimitError(RestyleError):
+    code = "client_limit"
+
+
 @dataclass
 class Job:
     """One stylize or learn request and everything a client may ask about it."""
@@ -26,6 +30,7 @@ class Job:
     kind: str
     params: dict
     reply_to: object = None  # where pushes about this job go (a protocol Peer)
+    owner: str = ""  # who submitted it, for per-client limits (the HTTP API's client address)
     state: str = QUEUED
     done: int = 0
     total: int = 0
@@ -77,12 +82,18 @@ class JobQueue:
             self._worker.join(timeout)
 
     def submit(self, kind: str, params: dict, reply_to: object = None,
-               announce: Callable[[Job], None] | None = None) -> Job:
-        """Queue a job; ``announce`` runs before the worker can see it (so "accepted" precedes "started")."""
+               announce: Callable[[Job], None] | None = None, owner: str = "", owner_limit: int | None = None) -> Job:
+        """Queue a job; ``announce`` runs before the worker can see it (so "accepted" precedes "started").
+
+        ``owner_limit`` caps the unfinished jobs of one ``owner``, so one client cannot fill the queue.
+        """
         with self._lock:
             if len(self.queued()) >= self.max_queued:
                 raise QueueFullError(f"The queue is full ({self.max_queued} jobs waiting); try again shortly.")
-            job = Job(f"job-{next(self._ids)}", kind, params, reply_to)
+            if owner_limit is not None and len(self.unfinished(owner)) >= owner_limit:
+                raise ClientLimitError(f"You already have {owner_limit} jobs waiting or running on this server; "
+                                       "wait for one to finish, then send again.")
+            job = Job(f"job-{next(self._ids)}", kind, params, reply_to, owner)
             self._jobs[job.id] = job
             self._order.append(job.id)
             self._forget_old()
@@ -97,6 +108,10 @@ class JobQueue:
     def all(self) -> list[Job]:
         """Every job still remembered, oldest first."""
         return [self._jobs[i] for i in list(self._order)]
+
+    def unfinished(self, owner: str) -> list[Job]:
+        """The jobs of ``owner`` that are queued or running."""
+        return [self._jobs[i] for i in self._order if self._jobs[i].owner == owner and not self._jobs[i].finished]
 
     def queued(self) -> list[Job]:
         return [self._jobs[i] for i in self._order if self._jobs[i].state == QUEUED]

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol as Interface
 
 from pythonosc.dispatcher import Dispatcher
@@ -399,6 +400,15 @@ class RestyleProtocol:
     def _stylize_params(self, input_path: str, options: dict) -> dict:
         """Check everything that can be checked at once, so mistakes are answered before the job is queued."""
         source = self.policy.input(input_path)
+        params = self._checked_stylize(source, options)
+        # Last, so that nothing after it can fail: the name is held from now until the job ends.
+        asked = _option(options, "output")
+        label = params.pop("label")
+        params["output"] = self.outputs.reserve(lambda taken: self.policy.output(asked, source, label, taken))
+        return params
+
+    def _checked_stylize(self, source: Path, options: dict) -> dict:
+        """A stylize job's parameters from its options and the knobs, every mistake refused before queueing."""
         probe(source, self.engine.settings.limits)  # missing, unreadable, empty or too long: refused at once
         style = str(options.get("style") or self.knobs.get("style"))
         if not style:
@@ -411,15 +421,28 @@ class RestyleProtocol:
             settings = replace(settings, brs=as_bool(options["brs"], "brs"))
         settings.validate()
         mix = self.engine.style_mix(style)  # unknown styles and other base models are refused here
-        params = {
-            "input": source, "style": style, "settings": settings,
+        return {
+            "input": source, "style": style, "settings": settings, "label": mix.label,
             "start": _option(options, "start", as_float), "end": _option(options, "end", as_float),
             "stereo": as_bool(options.get("stereo", False), "stereo"),
         }
-        # Last, so that nothing after it can fail: the name is held from now until the job ends.
-        asked = _option(options, "output")
-        params["output"] = self.outputs.reserve(lambda taken: self.policy.output(asked, source, mix.label, taken))
-        return params
+
+    # -- jobs from the HTTP API (bridge/http_api.py): the same queue, files the server owns ------------------------
+    def submit_stylize(self, source: Path, options: dict, output_folder: Path, output_stem: str, owner: str,
+                       owner_limit: int | None = None) -> Job:
+        """Queue a stylize job for an uploaded clip; the result is ``output_folder/STEM_STYLE.ext`` (no path policy)."""
+        params = self._checked_stylize(source, options)
+        label = params.pop("label")
+        params["output"] = output_folder / f"{output_stem}_{label}{source.suffix}"
+        return self.jobs.submit("stylize", params, owner=owner, owner_limit=owner_limit)
+
+    def submit_learn(self, name: str, clips: list[Path], owner: str, owner_limit: int | None = None,
+                     steps: int | None = None) -> Job:
+        """Queue a learn job for uploaded clips (checked now, like /restyle/learn's)."""
+        for clip in clips:
+            probe(clip, self.engine.settings.limits)
+        params = {"name": check_name(name), "clips": [str(c) for c in clips], "steps": steps or self.learn_steps}
+        return self.jobs.submit("learn", params, owner=owner, owner_limit=owner_limit)
 
     def _run(self, job: Job) -> dict:
         def progress(p) -> None:
