@@ -30,7 +30,7 @@ from .jobs import DONE, Job
 from .osc_server import ClientFilter
 from .protocol import RestyleProtocol
 from .spool import Spool, display_name, upload_suffix
-from .tokens import AuthError, TokenGate
+from .tokens import TokenGate
 
 API = "/v1"
 STATUS = {"bad_request": 400, "bad_settings": 400, "bad_audio": 400, "unauthorized": 401, "forbidden": 403,
