@@ -121,7 +121,8 @@ class HttpService:
         """A job as the API shows it: no server paths."""
         job = entry.job
         view = {"id": job.id, "kind": job.kind, "state": job.state, "position": self.protocol.jobs.position(job),
-                "progress": round(job.fraction, 4), "done": job.done, "total": job.total}
+                "progress": round(job.fraction, 4), "done": job.done, "total": job.total,
+                "attempts": job.attempts}
         if job.state == DONE and job.kind == "stylize":
             r = job.result
             view["result"] = {"download": f"{API}/jobs/{job.id}/result", "filename": entry.download_name,

@@ -31,6 +31,7 @@ class Job:
     params: dict
     reply_to: object = None  # where pushes about this job go (a protocol Peer)
     owner: str = ""  # who submitted it, for per-client limits (the HTTP API's client address)
+    attempts: int = 0  # times it was started (more than once when a cluster replica running it was lost)
     state: str = QUEUED
     done: int = 0
     total: int = 0
@@ -169,7 +170,7 @@ class JobQueue:
             with self._lock:
                 if job.state != QUEUED:  # cancelled between the two checks
                     continue
-                job.state = RUNNING
+                job.state, job.attempts = RUNNING, 1
                 self._running.append(job)
             self.events(job, "started")
             try:
