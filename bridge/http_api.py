@@ -372,19 +372,25 @@ def default_home(kind: str) -> Path:
     return Path(folder("restyle", appauthor=False))
 
 
+def access_for(host: str, port: int, token_file: str | None) -> tuple[str | None, str, Path]:
+    """The token clients need (None on loopback unless a token file is given), a line saying so, the spool folder."""
+    from .osc_server import _is_loopback
+    from .tokens import token_from_file
+
+    token_path = Path(token_file).expanduser() if token_file else default_home("config") / "http-token"
+    token = token_from_file(token_path, create=not token_file) if (token_file or not _is_loopback(host)) else None
+    access = f"Token in {token_path} (clients: --token-file)." if token else "No token needed on loopback."
+    return token, access, default_home("cache") / "spool" / f"http-{port}"
+
+
 def open_http(protocol: RestyleProtocol, host: str, port: int, allow: list[str], token_file: str | None = None,
               spool_settings=None, settings: HttpSettings = HttpSettings()) -> tuple[HttpServer, str]:
     """Start the HTTP API next to OSC; returns the server and a line saying how clients get in."""
-    from .osc_server import _is_loopback
     from .spool import SpoolSettings
-    from .tokens import token_from_file
 
     clients = ClientFilter(host, allow)
-    loopback = _is_loopback(host)
-    token_path = Path(token_file).expanduser() if token_file else default_home("config") / "http-token"
-    token = token_from_file(token_path, create=not token_file) if (token_file or not loopback) else None
-    spool = Spool(default_home("cache") / "spool" / f"http-{port}", spool_settings or SpoolSettings())
+    token, access, spool_root = access_for(host, port, token_file)
+    spool = Spool(spool_root, spool_settings or SpoolSettings())
     server = HttpServer(HttpService(protocol, spool, TokenGate(token), clients, settings), host, port)
     server.start()
-    access = f"token in {token_path} (clients: --token-file)" if token else "no token needed on loopback"
-    return server, f"HTTP API on http://{host}:{server.port}{API} (docs at /docs); {access}."
+    return server, f"HTTP API on http://{host}:{server.port}{API} (docs at /docs). {access}"
