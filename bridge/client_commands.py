@@ -198,10 +198,31 @@ def _send(args: argparse.Namespace, report: JobReport) -> dict:
             **used}
 
 
-def _send_http(args: argparse.Namespace, report: JobReport) -> dict:
-    """Upload the clip to a server's HTTP API, follow it, download the result next to the input."""
+def _remote(args: argparse.Namespace):
+    """A client of the HTTP API named by --server (and --token-file)."""
     from .http_client import RemoteClient, read_token_file
 
+    return RemoteClient(args.server, read_token_file(args.token_file))
+
+
+def _learn_http(args: argparse.Namespace, report: JobReport) -> dict:
+    """Upload the style clips to a server's HTTP API and follow the learning."""
+    clips = [Path(c).expanduser() for c in args.clips]
+    missing = [str(c) for c in clips if not c.is_file()]
+    if missing:
+        raise ServerError(f"{missing[0]} does not exist or is not a file.", "bad_request")
+    with _remote(args) as remote:
+        job = remote.learn(args.name, clips)
+        report.accepted(job["id"], job["position"])
+        if not args.wait:
+            return {"job": job["id"], "position": job["position"]}
+        final = remote.follow(job["id"], report.remote, stall=args.stall)
+    report.update(f"{final['id']} learned style {args.name}", state="done", fraction=1.0)
+    return {"job": final["id"], "style": final["result"]["style"]}
+
+
+def _send_http(args: argparse.Namespace, report: JobReport) -> dict:
+    """Upload the clip to a server's HTTP API, follow it, download the result next to the input."""
     source = Path(args.input).expanduser()
     if not source.is_file():
         raise ServerError(f"{source} does not exist or is not a file.", "bad_request")
@@ -211,7 +232,9 @@ def _send_http(args: argparse.Namespace, report: JobReport) -> dict:
                           "output_exists")
     options = {name: getattr(args, name) for name in ("style", "strength", "scale", "steps", "seed", "start", "end")}
     options["stereo"] = "true" if args.stereo else None
-    with RemoteClient(args.server, read_token_file(args.token_file)) as remote:
+    with _remote(args) as remote:
+        sent = {k: v for k, v in options.items() if k in ("style", "strength", "scale") and v is not None}
+        used = {**remote.knobs(), **sent}  # what the job gets: the knobs sent, the server's for the rest
         job = remote.stylize(source, options)
         report.accepted(job["id"], job["position"])
         if not args.wait:
@@ -221,7 +244,8 @@ def _send_http(args: argparse.Namespace, report: JobReport) -> dict:
     result = final["result"]
     report.update(f"{final['id']} done: {saved}", state="done", fraction=1.0, output=str(saved))
     return {"job": final["id"], "output": str(saved), "sample_rate": result["sample_rate"],
-            "channels": result["channels"], "seconds": result["seconds"]}
+            "channels": result["channels"], "seconds": result["seconds"],
+            **{k: used.get(k) for k in ("style", "strength", "scale")}}
 
 
 def _knobs_used(client: RestyleClient, args: argparse.Namespace) -> dict:
@@ -244,6 +268,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
 
 def _learn(args: argparse.Namespace, report: JobReport) -> dict:
+    if args.server:
+        return _learn_http(args, report)
     with RestyleClient(args.host, args.port) as client:
         job_id, event = _submit_and_follow(client, args, report, "learn", args.name,
                                            *(_absolute(c) for c in args.clips))
@@ -272,6 +298,11 @@ def _submit_and_follow(client: RestyleClient, args: argparse.Namespace, report: 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel each job named; print its state afterwards."""
+    if args.server:
+        with _remote(args) as remote:
+            for job in args.jobs:
+                print(f"{job} {remote.cancel(job)['state']}")
+        return 0
     with RestyleClient(args.host, args.port, timeout=args.timeout or 2.0) as client:
         for job in args.jobs:
             job_id, state = client.request("cancel", job)
@@ -294,6 +325,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> dict:
+    if args.server:
+        with _remote(args) as remote:
+            health, knobs, styles = remote.health(), remote.knobs(), remote.styles()
+        return {"server": args.server, "protocol": health["version"], "queued": health["queued"],
+                "running": health["running"], "knobs": knobs, "styles": styles}
     with RestyleClient(args.host, args.port, timeout=args.timeout or 2.0, retries=0) as client:
         _name, version = client.request("ping")
         _server, queued, running = client.request("status")

@@ -164,6 +164,11 @@ def create_app(service: HttpService) -> FastAPI:
         return {"status": "ok", "version": __version__, "model": service.protocol.engine.base.model_id,
                 "queued": len(jobs.queued()), "running": jobs.running.id if jobs.running else None}
 
+    @app.get(f"{API}/knobs", dependencies=secured)
+    def knobs() -> dict:
+        """The server's knobs: what a job gets for the settings it does not send."""
+        return {name: (round(v, 4) if isinstance(v, float) else v) for name, v in service.protocol.knobs.snapshot().items()}
+
     @app.post(f"{API}/jobs/stylize", status_code=202, dependencies=secured)
     async def stylize(request: Request, audio: UploadFile = File(...), style: str | None = Form(None),
                       strength: float | None = Form(None), scale: float | None = Form(None),

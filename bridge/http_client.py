@@ -38,6 +38,10 @@ class RemoteClient:
         """The server's version, model and queue."""
         return self._json("GET", f"{API}/health")
 
+    def knobs(self) -> dict:
+        """The server's knobs (style, strength, scale...)."""
+        return self._json("GET", f"{API}/knobs")
+
     def styles(self) -> list[str]:
         """The styles the server's model can use."""
         return self._json("GET", f"{API}/styles")
