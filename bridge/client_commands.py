@@ -60,8 +60,11 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--host", default="127.0.0.1", help="the OSC server's address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the OSC server's port (default {DEFAULT_PORT})")
+    parser.add_argument("--server", metavar="URL", help="use a server's HTTP API instead of OSC, e.g. "
+                        "http://studio-pc:9200: audio is uploaded and the result downloaded (docs/remote.md)")
+    parser.add_argument("--token-file", metavar="FILE", help="the HTTP server's access token (needed off loopback)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait in all (send, learn) / for an answer (status, cancel: default 2)")
 
@@ -96,13 +99,25 @@ class JobReport:
     def __call__(self, event: Event) -> None:
         """Feed one push about the job (started, progress...)."""
         if event.name == "progress":
-            job, fraction, done, total, stage = event.args
-            if total:
-                self.bar(Progress(str(stage), int(done), int(total)))
-            self.update(f"{job} {stage} {round(100 * float(fraction))} %", state="running", position=0,
-                        fraction=float(fraction), stage=str(stage))
+            self.progress(*event.args)
         elif event.name == "started":
             self.update(f"{event.args[0]} started", state="running", position=0)
+
+    def progress(self, job: str, fraction: float, done: int, total: int, stage: str) -> None:
+        """The running job's progress."""
+        if total:
+            self.bar(Progress(str(stage), int(done), int(total)))
+        self.update(f"{job} {stage} {round(100 * float(fraction))} %", state="running", position=0,
+                    fraction=float(fraction), stage=str(stage))
+
+    def remote(self, view: dict) -> None:
+        """A progress view from the HTTP API (queued or running)."""
+        if view["state"] == "queued":
+            if self.state.get("position") != view["position"]:
+                self.update(f"{view['id']} queued, position {view['position']}", state="queued",
+                            position=view["position"])
+        elif view["state"] == "running":
+            self.progress(view["id"], view["progress"], view["done"], view["total"], view["kind"])
 
     def update(self, line: str, **state: object) -> None:
         self.state.update(state)
@@ -161,6 +176,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace, report: JobReport) -> dict:
+    if args.server:
+        return _send_http(args, report)
     options: list[object] = []
     for name in ("style", "strength", "scale", "steps", "seed", "start", "end"):
         value = getattr(args, name)
@@ -179,6 +196,56 @@ def _send(args: argparse.Namespace, report: JobReport) -> dict:
     report.update(f"{event.args[0]} done: {output}", state="done", fraction=1.0, output=output)
     return {"job": event.args[0], "output": output, "sample_rate": rate, "channels": channels, "seconds": seconds,
             **used}
+
+
+def _remote(args: argparse.Namespace):
+    """A client of the HTTP API named by --server (and --token-file)."""
+    from .http_client import RemoteClient, read_token_file
+
+    return RemoteClient(args.server, read_token_file(args.token_file))
+
+
+def _learn_http(args: argparse.Namespace, report: JobReport) -> dict:
+    """Upload the style clips to a server's HTTP API and follow the learning."""
+    clips = [Path(c).expanduser() for c in args.clips]
+    missing = [str(c) for c in clips if not c.is_file()]
+    if missing:
+        raise ServerError(f"{missing[0]} does not exist or is not a file.", "bad_request")
+    with _remote(args) as remote:
+        job = remote.learn(args.name, clips)
+        report.accepted(job["id"], job["position"])
+        if not args.wait:
+            return {"job": job["id"], "position": job["position"]}
+        final = remote.follow(job["id"], report.remote, stall=args.stall)
+    report.update(f"{final['id']} learned style {args.name}", state="done", fraction=1.0)
+    return {"job": final["id"], "style": final["result"]["style"]}
+
+
+def _send_http(args: argparse.Namespace, report: JobReport) -> dict:
+    """Upload the clip to a server's HTTP API, follow it, download the result next to the input."""
+    source = Path(args.input).expanduser()
+    if not source.is_file():
+        raise ServerError(f"{source} does not exist or is not a file.", "bad_request")
+    output = Path(args.output).expanduser() if args.output else None
+    if output is not None and output.exists():
+        raise ServerError(f"{output} already exists and is never replaced; choose another output name.",
+                          "output_exists")
+    options = {name: getattr(args, name) for name in ("style", "strength", "scale", "steps", "seed", "start", "end")}
+    options["stereo"] = "true" if args.stereo else None
+    with _remote(args) as remote:
+        sent = {k: v for k, v in options.items() if k in ("style", "strength", "scale") and v is not None}
+        used = {**remote.knobs(), **sent}  # what the job gets: the knobs sent, the server's for the rest
+        job = remote.stylize(source, options)
+        report.accepted(job["id"], job["position"])
+        if not args.wait:
+            return {"job": job["id"], "position": job["position"]}
+        final = remote.follow(job["id"], report.remote, stall=args.stall)
+        saved = remote.download(final, source, output)
+    result = final["result"]
+    report.update(f"{final['id']} done: {saved}", state="done", fraction=1.0, output=str(saved))
+    return {"job": final["id"], "output": str(saved), "sample_rate": result["sample_rate"],
+            "channels": result["channels"], "seconds": result["seconds"],
+            **{k: used.get(k) for k in ("style", "strength", "scale")}}
 
 
 def _knobs_used(client: RestyleClient, args: argparse.Namespace) -> dict:
@@ -201,6 +268,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
 
 def _learn(args: argparse.Namespace, report: JobReport) -> dict:
+    if args.server:
+        return _learn_http(args, report)
     with RestyleClient(args.host, args.port) as client:
         job_id, event = _submit_and_follow(client, args, report, "learn", args.name,
                                            *(_absolute(c) for c in args.clips))
@@ -229,6 +298,11 @@ def _submit_and_follow(client: RestyleClient, args: argparse.Namespace, report: 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel each job named; print its state afterwards."""
+    if args.server:
+        with _remote(args) as remote:
+            for job in args.jobs:
+                print(f"{job} {remote.cancel(job)['state']}")
+        return 0
     with RestyleClient(args.host, args.port, timeout=args.timeout or 2.0) as client:
         for job in args.jobs:
             job_id, state = client.request("cancel", job)
@@ -251,6 +325,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> dict:
+    if args.server:
+        with _remote(args) as remote:
+            health, knobs, styles = remote.health(), remote.knobs(), remote.styles()
+        return {"server": args.server, "protocol": health["version"], "queued": health["queued"],
+                "running": health["running"], "knobs": knobs, "styles": styles}
     with RestyleClient(args.host, args.port, timeout=args.timeout or 2.0, retries=0) as client:
         _name, version = client.request("ping")
         _server, queued, running = client.request("status")

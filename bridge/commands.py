@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+from restyle.engine import SettingsError
 from restyle.options import add_backend_options, add_library_option, add_model_options, load_engine, note
 
 from .wire import DEFAULT_PORT
@@ -28,12 +29,83 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     serve.add_argument("--style", default="", help="the style knob's starting value")
     serve.add_argument("--queue", type=int, default=16, help="jobs that may wait")
     serve.add_argument("--learn-steps", type=int, default=3000, help="training steps for styles learned over OSC")
+    http = serve.add_argument_group("HTTP API (audio over the network: docs/remote.md)")
+    http.add_argument("--http", type=int, metavar="PORT", help="also serve the HTTP API on this TCP port (default: off)")
+    http.add_argument("--token-file", metavar="FILE",
+                      help="the access token clients must send (default: none on loopback; on other interfaces one is "
+                           "generated at first start in the user config folder, mode 0600)")
+    http.add_argument("--max-upload-mb", type=float, default=512.0, help="largest upload accepted (default 512 MiB)")
+    http.add_argument("--keep-results", type=float, default=60.0, metavar="MINUTES",
+                      help="how long results stay downloadable after their job ends (default 60 minutes)")
+    http.add_argument("--per-client", type=int, default=4,
+                      help="unfinished jobs one client address may have at once (default 4)")
+    ray = serve.add_argument_group("scale-out on Ray Serve (pip install 'restyle[cluster]'; docs/remote.md)")
+    ray.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="serve the HTTP API (--http, default 9200) from Ray Serve replicas instead of this process: "
+                          "a local Ray instance, or the cluster at ADDRESS (e.g. ray://head:10001 or auto); no OSC")
+    ray.add_argument("--replicas", type=int, default=1, help="replicas, each holding one loaded model (default 1)")
+    ray.add_argument("--gpus-per-replica", type=float, default=None,
+                     help="GPUs each replica reserves (default: 1 when this machine has a GPU, else 0)")
+    ray.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs each replica reserves (default 1)")
     serve.add_argument("--midi", metavar="PORT", help="MIDI input port name (or 'virtual' for a virtual port)")
     serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs (default: presets/midi/generic.toml)")
     add_model_options(serve, DEFAULT_MODEL)
     add_backend_options(serve)
     add_library_option(serve)
     return {"serve": cmd_serve}
+
+
+def _start_http(args: argparse.Namespace, protocol):
+    """The HTTP API next to OSC, on the same queue (bridge/http_api.py)."""
+    try:
+        from .http_api import HttpSettings, open_http
+    except ImportError as exc:
+        raise SettingsError(f"The HTTP API needs its extra packages ({exc.name} is missing): "
+                            "pip install 'restyle[http]'.") from None
+    from .spool import SpoolSettings
+
+    spool = SpoolSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), keep_seconds=args.keep_results * 60)
+    http, line = open_http(protocol, args.host, args.http, args.allow, args.token_file, spool,
+                           HttpSettings(per_client=args.per_client))
+    note(line)
+    return http
+
+
+def _serve_cluster(args: argparse.Namespace) -> int:
+    """``serve --ray``: the HTTP API from Ray Serve replicas until SIGINT/SIGTERM (bridge/cluster.py)."""
+    try:
+        from .cluster import ClusterSettings, run_cluster, stop_cluster
+        from .http_api import HttpSettings, access_for
+    except ImportError as exc:
+        raise SettingsError(f"Scale-out needs its extra packages ({exc.name} is missing): "
+                            "pip install 'restyle[cluster]'.") from None
+    from restyle.engine.audio import AudioLimits
+    from restyle.engine.library import default_styles_dir
+
+    from .spool import SpoolSettings
+
+    port = 9200 if args.http is None else args.http
+    token, access, spool_root = access_for(args.host, port, args.token_file)
+    gpus = args.gpus_per_replica
+    if gpus is None:
+        import torch
+
+        gpus = 1.0 if torch.cuda.is_available() else 0.0
+    settings = ClusterSettings(
+        model=args.model, replicas=args.replicas, gpus_per_replica=gpus, cpus_per_replica=args.cpus_per_replica,
+        device=args.device, dtype=args.dtype, styles_dir=str(default_styles_dir(args.styles_dir)),
+        limits=AudioLimits(max_seconds=args.max_seconds), max_queued=args.queue, learn_steps=args.learn_steps,
+        style=args.style, allow=tuple(args.allow), token=token, spool_root=str(spool_root),
+        spool=SpoolSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), keep_seconds=args.keep_results * 60),
+        http=HttpSettings(per_client=args.per_client))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(run_cluster(settings, args.ray or None, args.host, port) + f" {access} Ctrl-C stops.", flush=True)
+    stop.wait()
+    note("Stopping: removing the application from Ray.")
+    stop_cluster(settings)
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -45,6 +117,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .protocol import RestyleProtocol
 
     ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
+    if args.ray is not None:
+        return _serve_cluster(args)
     engine = load_engine(args, args.model)
     policy = PathPolicy(tuple(Path(d).expanduser().resolve() for d in args.allow_dir),
                         Path(args.output_dir).expanduser().resolve() if args.output_dir else None)
@@ -57,10 +131,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
+    http = _start_http(args, protocol) if args.http is not None else None
     print(f"Restyle listening on {args.host}:{server.udp_port} (OSC over UDP and TCP/SLIP). Ctrl-C stops.",
           flush=True)
     stop.wait()
     note("Stopping: cancelling jobs; no half-written files are left.")
     midi.close()
+    if http is not None:
+        http.stop()
     server.stop()
     return 0

@@ -18,6 +18,10 @@ class QueueFullError(RestyleError):
     code = "queue_full"
 
 
+class ClientLimitError(RestyleError):
+    code = "client_limit"
+
+
 @dataclass
 class Job:
     """One stylize or learn request and everything a client may ask about it."""
@@ -26,6 +30,8 @@ class Job:
     kind: str
     params: dict
     reply_to: object = None  # where pushes about this job go (a protocol Peer)
+    owner: str = ""  # who submitted it, for per-client limits (the HTTP API's client address)
+    attempts: int = 0  # times it was started (more than once when a cluster replica running it was lost)
     state: str = QUEUED
     done: int = 0
     total: int = 0
@@ -48,9 +54,11 @@ EventHandler = Callable[[Job, str], None]
 
 
 class JobQueue:
-    """Runs jobs one at a time in submission order; ``events`` hears 'started', 'done', 'failed', 'cancelled'."""
+    """Runs jobs in submission order, ``workers`` at a time (one per loaded model); ``events`` hears 'started',
+    'done', 'failed', 'cancelled'."""
 
-    def __init__(self, runner: Runner, events: EventHandler, max_queued: int = 16, keep_finished: int = 256):
+    def __init__(self, runner: Runner, events: EventHandler, max_queued: int = 16, keep_finished: int = 256,
+                 workers: int = 1):
         self.runner = runner
         self.events = events
         self.max_queued = max_queued
@@ -60,11 +68,23 @@ class JobQueue:
         self._order: list[str] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._worker = threading.Thread(target=self._work, name="restyle-worker", daemon=True)
-        self.running: Job | None = None
+        self._workers = [threading.Thread(target=self._work, name=f"restyle-worker-{i + 1}", daemon=True)
+                         for i in range(workers)]
+        self._running: list[Job] = []
+
+    @property
+    def running(self) -> Job | None:
+        """The job that started first among those running now (the only one with a single worker)."""
+        running = list(self._running)
+        return running[0] if running else None
+
+    def running_jobs(self) -> list[Job]:
+        """Every job running now."""
+        return list(self._running)
 
     def start(self) -> None:
-        self._worker.start()
+        for worker in self._workers:
+            worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Cancel everything (the running job stops at its next step) and wait for the worker."""
@@ -72,17 +92,25 @@ class JobQueue:
             jobs = list(self._jobs.values())
         for job in jobs:
             job.cancel_requested.set()
-        self._pending.put(None)
-        if self._worker.is_alive():
-            self._worker.join(timeout)
+        for _ in self._workers:
+            self._pending.put(None)
+        for worker in self._workers:
+            if worker.is_alive():
+                worker.join(timeout)
 
     def submit(self, kind: str, params: dict, reply_to: object = None,
-               announce: Callable[[Job], None] | None = None) -> Job:
-        """Queue a job; ``announce`` runs before the worker can see it (so "accepted" precedes "started")."""
+               announce: Callable[[Job], None] | None = None, owner: str = "", owner_limit: int | None = None) -> Job:
+        """Queue a job; ``announce`` runs before the worker can see it (so "accepted" precedes "started").
+
+        ``owner_limit`` caps the unfinished jobs of one ``owner``, so one client cannot fill the queue.
+        """
         with self._lock:
             if len(self.queued()) >= self.max_queued:
                 raise QueueFullError(f"The queue is full ({self.max_queued} jobs waiting); try again shortly.")
-            job = Job(f"job-{next(self._ids)}", kind, params, reply_to)
+            if owner_limit is not None and len(self.unfinished(owner)) >= owner_limit:
+                raise ClientLimitError(f"You already have {owner_limit} jobs waiting or running on this server; "
+                                       "wait for one to finish, then send again.")
+            job = Job(f"job-{next(self._ids)}", kind, params, reply_to, owner)
             self._jobs[job.id] = job
             self._order.append(job.id)
             self._forget_old()
@@ -98,6 +126,10 @@ class JobQueue:
         """Every job still remembered, oldest first."""
         return [self._jobs[i] for i in list(self._order)]
 
+    def unfinished(self, owner: str) -> list[Job]:
+        """The jobs of ``owner`` that are queued or running."""
+        return [self._jobs[i] for i in self._order if self._jobs[i].owner == owner and not self._jobs[i].finished]
+
     def queued(self) -> list[Job]:
         return [self._jobs[i] for i in self._order if self._jobs[i].state == QUEUED]
 
@@ -109,12 +141,17 @@ class JobQueue:
         return 1 + waiting.index(job) if job in waiting else 0
 
     def cancel(self, job_id: str) -> Job | None:
+        """Cancel a job: a queued one at once, a running one at its next step (under the lock a worker takes)."""
         job = self._jobs.get(job_id)
-        if job is not None and not job.finished:
-            job.cancel_requested.set()
-            if job.state == QUEUED:
+        if job is None or job.finished:
+            return job
+        job.cancel_requested.set()
+        with self._lock:
+            was_queued = job.state == QUEUED
+            if was_queued:
                 job.state = CANCELLED
-                self.events(job, CANCELLED)
+        if was_queued:
+            self.events(job, CANCELLED)
         return job
 
     def _forget_old(self) -> None:
@@ -130,8 +167,11 @@ class JobQueue:
                 return
             if job.state != QUEUED:
                 continue
-            job.state = RUNNING
-            self.running = job
+            with self._lock:
+                if job.state != QUEUED:  # cancelled between the two checks
+                    continue
+                job.state, job.attempts = RUNNING, 1
+                self._running.append(job)
             self.events(job, "started")
             try:
                 job.result = self.runner(job)
@@ -143,5 +183,6 @@ class JobQueue:
             except Exception as exc:  # an engine bug must not stop the server: report it and go on
                 job.state, job.error = FAILED, ("internal", f"Unexpected engine error: {type(exc).__name__}: {exc}")
             finally:
-                self.running = None
+                with self._lock:
+                    self._running.remove(job)
             self.events(job, job.state)

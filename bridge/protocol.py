@@ -11,25 +11,24 @@ from __future__ import annotations
 import hashlib
 import inspect
 import ipaddress
-import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import replace
 from typing import Protocol as Interface
 
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket, ParseError
 
-from restyle.engine import Engine, RestyleError, SettingsError, TrainSettings
+from restyle.engine import Engine, RestyleError, TrainSettings
 from restyle.engine.audio import probe
 from restyle.engine.library import check_name
 
 from .jobs import CANCELLED, DONE, FAILED, RUNNING, Job, JobQueue
 from .knobs import Knobs
 from .paths import OutputReservations, PathPolicy
+from .submissions import BadRequestError, Submissions, as_float, as_int, option_value
 from .wire import ROOT
 
 VERSION = "1"
@@ -39,10 +38,6 @@ MAX_REGISTRATIONS = 256
 STYLIZE_OPTIONS = {"start", "end", "style", "strength", "scale", "steps", "seed", "output", "stereo", "brs"}
 
 
-class BadRequestError(RestyleError):
-    code = "bad_request"
-
-
 class Peer(Interface):
     """Somewhere replies can go: a UDP address, or an open TCP connection."""
 
@@ -50,38 +45,6 @@ class Peer(Interface):
     host: str
 
     def send(self, address: str, args: list) -> None: ...
-
-
-# -- argument coercion: Pure Data sends every number as a float, some clients send numbers as strings -----------
-def as_float(value: object, what: str) -> float:
-    """A finite number; NaN and infinities are refused like text that is no number."""
-    if isinstance(value, bool):
-        raise BadRequestError(f"{what} must be a number, not '{value}'.")
-    try:
-        number = float(value if isinstance(value, (int, float)) else str(value))
-    except ValueError:
-        raise BadRequestError(f"{what} must be a number, not '{value}'.") from None
-    if not math.isfinite(number):
-        raise BadRequestError(f"{what} must be a finite number, not {value}.")
-    return number
-
-
-def as_int(value: object, what: str) -> int:
-    number = as_float(value, what)
-    if number != int(number):
-        raise BadRequestError(f"{what} must be a whole number, not {value}.")
-    return int(number)
-
-
-def as_bool(value: object, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "1.0", "t", "true", "yes", "on"}:
-        return True
-    if text in {"0", "0.0", "f", "false", "no", "off"}:
-        return False
-    raise BadRequestError(f"{what} must be 0/1 or true/false, not '{value}'.")
 
 
 def _key(request_id: object) -> str:
@@ -123,7 +86,7 @@ def parse_options(args: tuple, allowed: set[str]) -> dict[str, object]:
     return options
 
 
-class RestyleProtocol:
+class RestyleProtocol(Submissions):
     """Routes OSC messages to handlers; owns the job queue, the knobs, client registrations and subscribers."""
 
     def __init__(self, engine: Engine, knobs: Knobs | None = None, policy: PathPolicy = PathPolicy(),
@@ -399,26 +362,11 @@ class RestyleProtocol:
     def _stylize_params(self, input_path: str, options: dict) -> dict:
         """Check everything that can be checked at once, so mistakes are answered before the job is queued."""
         source = self.policy.input(input_path)
-        probe(source, self.engine.settings.limits)  # missing, unreadable, empty or too long: refused at once
-        style = str(options.get("style") or self.knobs.get("style"))
-        if not style:
-            raise SettingsError("No style chosen: set the style knob or pass 'style NAME'.")
-        settings = self.knobs.settings(
-            strength=_option(options, "strength", as_float), scale=_option(options, "scale", as_float),
-            steps=_option(options, "steps", as_int), seed=_option(options, "seed", as_int),
-        )
-        if "brs" in options:
-            settings = replace(settings, brs=as_bool(options["brs"], "brs"))
-        settings.validate()
-        mix = self.engine.style_mix(style)  # unknown styles and other base models are refused here
-        params = {
-            "input": source, "style": style, "settings": settings,
-            "start": _option(options, "start", as_float), "end": _option(options, "end", as_float),
-            "stereo": as_bool(options.get("stereo", False), "stereo"),
-        }
+        params = self.checked_stylize(source, options)
         # Last, so that nothing after it can fail: the name is held from now until the job ends.
-        asked = _option(options, "output")
-        params["output"] = self.outputs.reserve(lambda taken: self.policy.output(asked, source, mix.label, taken))
+        asked = option_value(options, "output")
+        label = params.pop("label")
+        params["output"] = self.outputs.reserve(lambda taken: self.policy.output(asked, source, label, taken))
         return params
 
     def _run(self, job: Job) -> dict:
@@ -484,10 +432,3 @@ class RestyleProtocol:
         report = self._knob_report(name)
         for peer in subscribers:
             self.send(peer, "knob/changed", report)
-
-
-def _option(options: dict, name: str, convert=None) -> object:
-    """An option's value converted (``convert(value, name)``), as text without ``convert``, or None if absent."""
-    if name not in options:
-        return None
-    return convert(options[name], name) if convert else str(options[name])

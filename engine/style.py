@@ -184,9 +184,7 @@ class StyleMix:
     @property
     def label(self) -> str:
         """For file names: 'bird', or 'bird70+chime30' for a blend."""
-        if len(self.parts) == 1:
-            return self.parts[0][0].name
-        return "+".join(f"{style.name}{round(100 * weight)}" for style, weight in self.parts)
+        return mix_label([(style.name, weight) for style, weight in self.parts])
 
     def embedding(self, timesteps: torch.Tensor) -> torch.Tensor:
         return sum(weight * style.module(timesteps) for style, weight in self.parts)
@@ -198,3 +196,10 @@ class StyleMix:
             AdapterUse(style.adapter_key, style.adapter_settings, style.adapter, weight)
             for style, weight in self.parts if style.adapter is not None
         )
+
+
+def mix_label(parts: list[tuple[str, float]]) -> str:
+    """A blend's name in file names: 'bird', or 'bird70+chime30'."""
+    if len(parts) == 1:
+        return parts[0][0]
+    return "+".join(f"{name}{round(100 * weight)}" for name, weight in parts)

@@ -3,7 +3,7 @@
 -- as an argument, so tests/lua/ runs them under a plain Lua 5.4 with a mock `reaper` that follows the SDK header.
 local M = {}
 
-M.SECTION = "Restyle"  -- ExtState section: style, strength, scale, host, port, command, timeout
+M.SECTION = "Restyle"  -- ExtState section: style, strength, scale, host, port, server, token_file, command, timeout
 M.DEFAULTS = { host = "127.0.0.1", port = "9100", command = "restyle", timeout = "900" }
 M.RANGES = { strength = { 0.01, 1.0 }, scale = { 0.0, 15.0 } }
 M.FALLBACK_KNOBS = { strength = 0.7, scale = 5.0 }  -- only when the server cannot be asked
@@ -65,7 +65,7 @@ function M.number(value)
 end
 
 -- The arguments after `restyle` for one stylize job. opts: input, output, style, strength, scale, start,
--- finish, host, port, timeout.
+-- finish, host, port (or server and token_file: a remote engine's HTTP API), timeout.
 function M.send_args(opts)
   local args = { "send", opts.input }
   local function add(flag, value, numeric)
@@ -74,8 +74,13 @@ function M.send_args(opts)
       args[#args + 1] = numeric and M.number(value) or tostring(value)
     end
   end
-  add("--host", opts.host or M.DEFAULTS.host)
-  add("--port", tonumber(opts.port or M.DEFAULTS.port), true)
+  if opts.server and opts.server ~= "" then
+    add("--server", opts.server)
+    add("--token-file", opts.token_file)
+  else
+    add("--host", opts.host or M.DEFAULTS.host)
+    add("--port", tonumber(opts.port or M.DEFAULTS.port), true)
+  end
   add("--style", opts.style)
   add("--strength", opts.strength, true)
   add("--scale", opts.scale, true)
@@ -119,8 +124,16 @@ function M.log(r, message)
   r.ShowConsoleMsg("Restyle: " .. message .. "\n")
 end
 
--- The arguments every client command gets to reach the server.
+-- The arguments every client command gets to reach the server: its HTTP API when the "server" setting holds a
+-- URL (a remote engine: audio is uploaded and results downloaded), else OSC on host:port (the same machine).
 function M.server_args(r)
+  local server = r.GetExtState(M.SECTION, "server")
+  if server ~= "" then
+    local args = { "--server", server }
+    local token = r.GetExtState(M.SECTION, "token_file")
+    if token ~= "" then args[#args + 1] = "--token-file"; args[#args + 1] = token end
+    return args
+  end
   return { "--host", M.get_setting(r, "host"), "--port", M.number(M.number_setting(r, "port")) }
 end
 
@@ -626,7 +639,8 @@ function M.stylize_selected(r)
       local stem = M.safe_name(take_stem .. " " .. M.take_name(settings))
       local args = M.send_args({ input = input.file, start = input.start, finish = input.finish,
         output = M.unique_path(input.folder, stem, ".wav", taken), style = settings.style, strength = settings.strength,
-        scale = settings.scale, host = M.get_setting(r, "host"), port = port, timeout = timeout })
+        scale = settings.scale, host = M.get_setting(r, "host"), port = port, timeout = timeout,
+        server = r.GetExtState(M.SECTION, "server"), token_file = r.GetExtState(M.SECTION, "token_file") })
       job, why = M.start(r, args, "stylize", true, timeout)
       if not job and input.temporary then os.remove(input.temporary) end
     end

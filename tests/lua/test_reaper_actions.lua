@@ -339,5 +339,18 @@ do
   check("windows: ExecProcess minimized", m.exec_timeouts[1] == -2, m.exec_timeouts[1])
 end
 
+-- a remote engine: the "server" setting sends every client command to its HTTP API, with the token file
+do
+  local m = project()
+  m.ext["Restyle/server"] = "http://studio-pc:9200"
+  m.ext["Restyle/token_file"] = m.root .. "/http-token"
+  m.item({ source = m.source(m.root .. "/media/keys.wav"), name = "keys" })
+  C.stylize_selected(m.api)
+  local argv = argv_of(m)
+  check("remote: --server and --token-file", Mock.flag(argv, "--server") == "http://studio-pc:9200"
+    and Mock.flag(argv, "--token-file") == m.root .. "/http-token", m.commands[#m.commands])
+  check("remote: no OSC host or port", Mock.flag(argv, "--host") == nil and Mock.flag(argv, "--port") == nil)
+end
+
 print(string.format("lua: %d passed, %d failed", count - failures, failures))
 os.exit(failures == 0 and 0 or 1)
