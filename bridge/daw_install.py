@@ -89,6 +89,7 @@ def templates_folder() -> Path:
 
 
 def check_host(host: str) -> str:
+    """``host`` if it is one Restyle ships scripts for; SettingsError otherwise."""
     if host not in HOSTS:
         raise SettingsError(f"Unknown DAW '{host}': use one of {', '.join(HOSTS)}.")
     return host

@@ -115,8 +115,8 @@ def check_base(style_file: StyleFile, fingerprint: str, model: str) -> None:
     if info.base_fingerprint != fingerprint:
         raise BaseModelMismatchError(
             f"{style_file.path.name} holds style '{info.name}', trained on base model '{info.base_model}' "
-            f"(fingerprint {info.base_fingerprint}), not on '{model}' (fingerprint {fingerprint}); import it where "
-            "that model is installed, or pass --model.")
+            f"(fingerprint {info.base_fingerprint}), not on '{model}' (fingerprint {fingerprint}); a style works only "
+            f"with the weights it was trained on: import it where '{info.base_model}' is installed.")
 
 
 def free_folder(library: StyleLibrary, style_file: StyleFile, name: str | None = None,

@@ -14,8 +14,6 @@ from safetensors.torch import load_file, save_file
 from restyle.engine import Engine, StyleLibrary
 from restyle.engine.style_file import read_style_file
 
-pytestmark = pytest.mark.usefixtures("tiny_base")
-
 
 def one_line_error(result, *words: str) -> None:
     assert result.returncode == 1
