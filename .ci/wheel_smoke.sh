@@ -74,14 +74,15 @@ grep -q "listening" "$tmp/serve.log" || fail "restyle serve did not start listen
 content=$(ls demo/*.wav | head -1)
 result=$("$restyle" send "$work/$content" --port "$port" --steps 10 --timeout 300) || fail "restyle send"
 [ -s "$result" ] || fail "restyle send printed '$result', which is no file"
-"$restyle" status --port "$port" | grep -q "accordion" || fail "restyle status does not list the accordion style"
+status=$("$restyle" status --port "$port") || fail "restyle status"
+grep -q "accordion" <<<"$status" || fail "restyle status does not list the accordion style: $status"
 kill "$server"
 wait "$server" || fail "restyle serve did not stop cleanly on SIGTERM"
 server=""
 
 step "restyle daw install reaper --dry-run"
 out=$("$restyle" daw install reaper --dry-run) || fail "restyle daw install reaper --dry-run"
-echo "$out" | grep -q "^would copy: $HOME/.config/REAPER/Scripts/Restyle/" || fail "daw install printed: $out"
+grep -q "^would copy: $HOME/.config/REAPER/Scripts/Restyle/" <<<"$out" || fail "daw install printed: $out"
 [ ! -e "$HOME/.config/REAPER" ] || fail "a dry run wrote files"
 "$restyle" daw path >/dev/null || fail "restyle daw path"
 
