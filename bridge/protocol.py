@@ -408,8 +408,7 @@ class RestyleProtocol:
             steps=_option(options, "steps", as_int), seed=_option(options, "seed", as_int),
         )
         if "brs" in options:
-            settings = replace(settings, brs=as_bool(options["brs"], "brs"))
-        settings.validate()
+            settings = replace(settings, brs=as_bool(options["brs"], "brs"))  # checked again when made
         mix = self.engine.style_mix(style)  # unknown styles and other base models are refused here
         params = {
             "input": source, "style": style, "settings": settings,

@@ -193,7 +193,7 @@ class Engine:
         """
         input_path = Path(input_path)
         mix = self.style_mix(style)
-        settings = (settings or self.recommended_settings(mix)).validate()
+        settings = settings or self.recommended_settings(mix)
         default = input_path.with_name(f"{input_path.stem}_{mix.label}.wav")
         output = Path(output_path) if output_path else fresh_path(default)
         if output.resolve() == input_path.resolve():
@@ -214,7 +214,6 @@ class Engine:
         should_cancel: CancelCheck | None = None,
     ) -> np.ndarray:
         """(channels, samples) in -> (channels, samples) out, at the clip's own sample rate."""
-        settings.validate()
         self.check_backend(mix)
         fmt = self.base.spectrogram
         signals = clip.samples if stereo else clip.mono()[None]
