@@ -26,6 +26,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     serve.add_argument("--output-dir", help="where results go when a request names no output (default: "
                                             "next to the input)")
     serve.add_argument("--style", default="", help="the style knob's starting value")
+    serve.add_argument("--sampler", help="diffusion solver for every job, as stylize --sampler (default: the "
+                                         "engine's default, docs/performance.md)")
     serve.add_argument("--queue", type=int, default=16, help="jobs that may wait")
     serve.add_argument("--learn-steps", type=int, default=3000, help="training steps for styles learned over OSC")
     serve.add_argument("--midi", metavar="PORT", help="MIDI input port name (or 'virtual' for a virtual port)")
@@ -44,11 +46,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .paths import PathPolicy
     from .protocol import RestyleProtocol
 
+    from restyle.engine.sampler import SamplerSettings
+
     ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
+    defaults = SamplerSettings(sampler=args.sampler) if args.sampler else SamplerSettings()  # checked at once
     engine = load_engine(args, args.model)
     policy = PathPolicy(tuple(Path(d).expanduser().resolve() for d in args.allow_dir),
                         Path(args.output_dir).expanduser().resolve() if args.output_dir else None)
-    knobs = Knobs(style=args.style)
+    knobs = Knobs(style=args.style, settings=defaults)
     protocol = RestyleProtocol(engine, knobs, policy, max_queued=args.queue, learn_steps=args.learn_steps)
     server = OscServer(protocol, args.host, args.port, allow=args.allow)
     midi = start_midi(args.midi, args.midi_map, knobs, protocol)

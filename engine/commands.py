@@ -73,6 +73,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
                                                 "INPUT_STYLE-2.wav... if taken); an existing file is refused")
     stylize.add_argument("--overwrite", action="store_true", help="replace the -o file if it exists")
     stylize.add_argument("--json", action="store_true", help="print the result as JSON")
+    stylize.add_argument("--compile", action="store_true",
+                         help="torch.compile the UNet (torch backend; the first run compiles for minutes, then "
+                              "cached; worth it on a GPU for many clips; default: off)")
     add_model_options(stylize, None)
     add_backend_options(stylize)
     add_library_option(stylize)
@@ -175,6 +178,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.backend == "auto":
         args.backend = backend_for_styles(args.backend, _has_adapter(args))
     engine = load_engine(args, model)
+    if args.compile:
+        engine.compile_unet()
     mix = engine.style_mix(args.style)
     settings = _sampler_settings(args, engine.recommended_settings(mix))
     bar = ProgressBar(f"stylizing with {mix.label}")

@@ -89,15 +89,22 @@ class SamplerSettings:
 
 
 class TorchUNet:
-    """The base model's UNet as a noise predictor: (latents, timestep, context) -> predicted noise."""
+    """The base model's UNet as a noise predictor: (latents, timestep, context) -> predicted noise.
 
-    def __init__(self, base: BaseModel):
+    ``compile``: run it through ``torch.compile`` (compiled on the first call of each shape, minutes; inductor
+    keeps its compiled kernels in its on-disk cache). The base model's own UNet is left as it is (training and
+    LoRA adapters use it); a changed adapter makes torch recompile.
+    """
+
+    def __init__(self, base: BaseModel, compile: bool = False):
         self.base = base
+        self.compiled = torch.compile(base.unet, dynamic=False) if compile else None
 
     @torch.inference_mode()
     def __call__(self, latents: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        unet = self.base.unet if self.compiled is None else self.compiled
         with self.base.autocast():
-            return self.base.unet(latents, timestep, encoder_hidden_states=context).sample.float()
+            return unet(latents, timestep, encoder_hidden_states=context).sample.float()
 
 
 def make_scheduler(base: BaseModel, name: str = DEFAULT_SAMPLER) -> SchedulerMixin:
