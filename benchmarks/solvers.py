@@ -9,6 +9,9 @@ stylization (5 s clip, end to end, Griffin-Lim included), interleaved per pair s
 alike; ratios are against DDIM-50 in the same run.
 
     nice -n 5 .venv/bin/python benchmarks/solvers.py --pairs 3 --threads 1 --out solvers-run
+
+``--clip-timing MODEL`` instead times a 5.11 s chord (one window) end to end at the default setting and at DDIM-50,
+interleaved, on ``mini`` or ``random-riffusion`` (Riffusion's architecture, random weights, a random style).
 """
 
 from __future__ import annotations
@@ -150,6 +153,49 @@ def _diff(stats: dict, digits: int = 2) -> str:
     return f"{stats['mean']:+.{digits}f} ± {stats['std']:.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
+def clip_timing(model: str, strengths: list[float], reps: int, dtype: str) -> dict:
+    """Seconds per 5 s stylization (median of ``reps``), default setting vs DDIM-50, interleaved."""
+    import tempfile
+
+    from restyle.engine.library import StyleLibrary
+    from restyle.engine.style import Style, StyleInfo, StyleMix, TimeVaryingEmbedding
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from signals import chord
+
+    engine = Engine.load(model, device="cpu", dtype=dtype, styles_dir=tempfile.mkdtemp())
+    base = engine.base
+    if model == "mini":
+        mix = engine.style_mix("accordion")
+    else:
+        info = StyleInfo(name="bench", base_model=base.model_id, base_fingerprint=base.fingerprint,
+                         embed_dim=base.embed_dim)
+        module = TimeVaryingEmbedding(base.embed_dim, torch.zeros(base.embed_dim)).to(base.device).eval()
+        mix = StyleMix(((Style(info, module), 1.0),))
+    fmt = base.spectrogram
+    clip = Clip(chord([220.0, 277.2, 329.6], fmt.window_samples / fmt.sample_rate, fmt.sample_rate)[None],
+                fmt.sample_rate)
+    engine.stylize_samples(clip, mix, SamplerSettings(strength=0.5, steps=2))  # warm-up
+    default = SamplerSettings()
+    results = []
+    for strength in strengths:
+        runs = {"default": replace(default, strength=strength),
+                "ddim:50": SamplerSettings(strength=strength, steps=50, sampler="ddim")}
+        seconds: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(reps):
+            for label, settings in runs.items():
+                began = time.perf_counter()
+                engine.stylize_samples(clip, mix, settings)
+                seconds[label].append(time.perf_counter() - began)
+        entry = {"strength": strength, "default": f"{default.sampler}:{default.steps}",
+                 **{f"{k}_s": statistics.median(v) for k, v in seconds.items()}, "all_s": seconds}
+        entry["speed_up"] = entry["ddim:50_s"] / entry["default_s"]
+        print(json.dumps({k: v for k, v in entry.items() if k != "all_s"}), flush=True)
+        results.append(entry)
+    return {"machine": cpu_name(), "torch_threads": torch.get_num_threads(), "model": base.describe(),
+            "results": results}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=8, help="held-out melodies per target (default 8)")
@@ -159,11 +205,19 @@ def main(argv: list[str] | None = None) -> int:
                                               "unipc:8,unipc:10,unipc:15,unipc:20,unipc:25",
                         help="solver:steps, comma-separated (DDIM-50 always runs)")
     parser.add_argument("--dtype", default="auto", help="as `restyle mini acceptance` (default auto)")
+    parser.add_argument("--clip-timing", choices=["mini", "random-riffusion"],
+                        help="time one 5 s clip, default setting vs DDIM-50, instead of the quality comparison")
+    parser.add_argument("--reps", type=int, default=3, help="--clip-timing repetitions (default 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
     parser.add_argument("--out", default="solvers-run", help="folder for the rendered pairs and results")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clip_timing:
+        record = clip_timing(args.clip_timing, args.strengths, args.reps, args.dtype)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / f"clip-timing-{args.clip_timing}.json").write_text(json.dumps(record, indent=1) + "\n")
+        return 0
     engine = Engine.load("mini", device="cpu", dtype=args.dtype)
     warm = SamplerSettings(strength=0.5, steps=4)
     engine.stylize_samples(Clip(np.zeros((1, engine.base.spectrogram.window_samples), np.float32),

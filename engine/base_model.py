@@ -136,7 +136,8 @@ def load_base_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str
     # the fingerprint is of the weights as published (fp32), whatever precision they are stored at here
     fingerprint = weights_fingerprint(unet, vae, text_encoder) if weights_dtype != torch.float32 else None
     for module, stored in ((unet, weights_dtype), (text_encoder, weights_dtype), (vae, vae_dtype)):
-        module.to(torch_device, stored)  # CPU: fp32, autocast runs the matmuls at ``dtype``
+        # CPU: fp32, autocast runs the matmuls at ``dtype`` (no dtype argument: diffusers warns about any)
+        module.to(torch_device) if stored == torch.float32 else module.to(torch_device, stored)
     if torch_device.type == "cuda" or (torch_device.type == "cpu" and torch_dtype == torch.bfloat16):
         # oneDNN's bf16 convolutions prefer NHWC: measured 17 % off a Riffusion VAE decode, 3 % off a UNet step;
         # cuDNN's fp16/bf16 tensor-core convolutions do too (not yet measured here)
