@@ -28,6 +28,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     serve.add_argument("--output-dir", help="where results go when a request names no output (default: "
                                             "next to the input)")
     serve.add_argument("--style", default="", help="the style knob's starting value")
+    serve.add_argument("--sampler", help="diffusion solver for every job, as stylize --sampler (default: the "
+                                         "engine's default, docs/performance.md)")
     serve.add_argument("--queue", type=int, default=16, help="jobs that may wait")
     serve.add_argument("--learn-steps", type=int, default=3000, help="training steps for styles learned over OSC")
     http = serve.add_argument_group("HTTP API (audio over the network: docs/remote.md)")
@@ -102,7 +104,7 @@ def _start_http(args: argparse.Namespace, protocol):
     return http
 
 
-def _serve_cluster(args: argparse.Namespace) -> int:
+def _serve_cluster(args: argparse.Namespace, defaults) -> int:
     """``serve --ray``: the HTTP API from Ray Serve replicas until SIGINT/SIGTERM (bridge/cluster.py)."""
     try:
         from .cluster import ClusterSettings, run_cluster, stop_cluster
@@ -126,7 +128,7 @@ def _serve_cluster(args: argparse.Namespace) -> int:
         model=args.model, replicas=args.replicas, gpus_per_replica=gpus, cpus_per_replica=args.cpus_per_replica,
         device=args.device, dtype=args.dtype, styles_dir=str(default_styles_dir(args.styles_dir)),
         limits=AudioLimits(max_seconds=args.max_seconds), max_queued=args.queue, learn_steps=args.learn_steps,
-        style=args.style, allow=tuple(args.allow), token=token, spool_root=str(spool_root),
+        style=args.style, sampler=defaults, allow=tuple(args.allow), token=token, spool_root=str(spool_root),
         spool=SpoolSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), keep_seconds=args.keep_results * 60),
         http=HttpSettings(per_client=args.per_client))
     stop = threading.Event()
@@ -147,13 +149,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .paths import PathPolicy
     from .protocol import RestyleProtocol
 
+    from restyle.engine.sampler import SamplerSettings
+
     ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
+    defaults = SamplerSettings(sampler=args.sampler) if args.sampler else SamplerSettings()  # checked at once
     if args.ray is not None:
-        return _serve_cluster(args)
+        return _serve_cluster(args, defaults)
     engine = load_engine(args, args.model)
     policy = PathPolicy(tuple(Path(d).expanduser().resolve() for d in args.allow_dir),
                         Path(args.output_dir).expanduser().resolve() if args.output_dir else None)
-    knobs = Knobs(style=args.style)
+    knobs = Knobs(style=args.style, settings=defaults)
     protocol = RestyleProtocol(engine, knobs, policy, max_queued=args.queue, learn_steps=args.learn_steps)
     server = OscServer(protocol, args.host, args.port, allow=args.allow)
     midi = start_midi(args.midi, args.midi_map, knobs, protocol)

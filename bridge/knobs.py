@@ -49,6 +49,7 @@ class Knobs:
             "steps": settings.steps, "seed": settings.seed,
         }
         self._listeners: list[Listener] = []
+        self._sampler = settings.sampler  # not a knob: the server's solver, fixed at start
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -97,7 +98,7 @@ class Knobs:
         values = self.snapshot()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return SamplerSettings(strength=float(values["strength"]), scale=float(values["scale"]),
-                               steps=int(values["steps"]), seed=int(values["seed"]))
+                               steps=int(values["steps"]), seed=int(values["seed"]), sampler=self._sampler)
 
     @staticmethod
     def _check(name: str) -> None:

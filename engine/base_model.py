@@ -64,8 +64,16 @@ class BaseModel:
         return self._fingerprint
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision for the frozen networks (weights stay fp32; matmuls run in ``dtype``)."""
+        """Mixed precision for the UNet and text encoder: matmuls run in ``dtype``. On CUDA their weights are
+        already stored in ``dtype`` (``stored_dtypes``), so nothing is re-cast per call; fp32 inputs are."""
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def vae_autocast(self) -> contextlib.AbstractContextManager:
+        """The VAE's precision: its stored dtype where it was loaded below fp32 (CUDA), else ``autocast``."""
+        stored = self.vae.dtype
+        if stored == torch.float32:
+            return self.autocast()
+        return torch.autocast(self.device.type, dtype=stored)
 
     def describe(self) -> str:
         label = f"{self.model_id} on {self.device.type} ({self.dtype})".replace("torch.", "")
@@ -92,10 +100,21 @@ def _freeze(*modules: torch.nn.Module) -> None:
         module.eval()
 
 
+def stored_dtypes(device: torch.device, dtype: torch.dtype) -> tuple[torch.dtype, torch.dtype]:
+    """(UNet and text encoder, VAE) weight dtypes. On CUDA the weights are stored at ``dtype``, the VAE in bf16
+    where fp16 is asked for (same speed, fp32's range: an fp16 VAE can overflow) and the GPU has it; elsewhere fp32
+    (CPU autocast to bf16 is measured faster than bf16 weights, docs/performance.md)."""
+    if device.type != "cuda" or dtype == torch.float32:
+        return torch.float32, torch.float32
+    vae = torch.bfloat16 if dtype == torch.float16 and torch.cuda.is_bf16_supported() else dtype
+    return dtype, (torch.float32 if vae == torch.float16 else vae)
+
+
 def load_base_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto") -> BaseModel:
     """Load a base model once; pass the result to everything that needs it."""
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
+    weights_dtype, vae_dtype = stored_dtypes(torch_device, torch_dtype)
     if model == TINY:
         unet, vae, text_encoder, tokenizer = build_tiny_components()
         scheduler_config, fmt, noise = dict(SD_SCHEDULER_CONFIG), TINY_SPECTROGRAM, True
@@ -114,13 +133,18 @@ def load_base_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str
         fmt, noise = _read_model_notes(model)
         model = str(Path(model).resolve()) if Path(model).is_dir() else model
     _freeze(unet, vae, text_encoder)
-    for module in (unet, vae, text_encoder):
-        module.to(torch_device)  # weights stay fp32; autocast runs the matmuls at ``dtype``
-    if torch_device.type == "cpu" and torch_dtype == torch.bfloat16:
-        # oneDNN's bf16 convolutions prefer NHWC: measured 17 % off a Riffusion VAE decode, 3 % off a UNet step
+    # the fingerprint is of the weights as published (fp32), whatever precision they are stored at here
+    fingerprint = weights_fingerprint(unet, vae, text_encoder) if weights_dtype != torch.float32 else None
+    for module, stored in ((unet, weights_dtype), (text_encoder, weights_dtype), (vae, vae_dtype)):
+        # CPU: fp32, autocast runs the matmuls at ``dtype`` (no dtype argument: diffusers warns about any)
+        module.to(torch_device) if stored == torch.float32 else module.to(torch_device, stored)
+    if torch_device.type == "cuda" or (torch_device.type == "cpu" and torch_dtype == torch.bfloat16):
+        # oneDNN's bf16 convolutions prefer NHWC: measured 17 % off a Riffusion VAE decode, 3 % off a UNet step;
+        # cuDNN's fp16/bf16 tensor-core convolutions do too (not yet measured here)
         unet.to(memory_format=torch.channels_last)
         vae.to(memory_format=torch.channels_last)
-    return BaseModel(model, unet, vae, text_encoder, tokenizer, scheduler_config, fmt, torch_device, torch_dtype, noise)
+    return BaseModel(model, unet, vae, text_encoder, tokenizer, scheduler_config, fmt, torch_device, torch_dtype, noise,
+                     _fingerprint=fingerprint)
 
 
 def _load_pretrained(source: str):

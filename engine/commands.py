@@ -22,7 +22,7 @@ from .base_model import DEFAULT_MODEL
 from .errors import BaseModelMismatchError, CancelledError, DamagedStyleError
 from .library import StyleLibrary
 from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE
-from .sampler import SamplerSettings
+from .sampler import DEFAULT_SAMPLER, SAMPLERS, SamplerSettings
 from .style import parse_style_mix
 from .training import TrainSettings
 
@@ -60,7 +60,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     stylize.add_argument("--strength", type=float,
                          help="above 0, up to 1: how far from the original (style's default)")
     stylize.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
-    stylize.add_argument("--steps", type=int, default=SamplerSettings().steps)
+    stylize.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                         help=f"diffusion solver (default: {DEFAULT_SAMPLER}; docs/performance.md compares them)")
+    stylize.add_argument("--steps", type=int, default=SamplerSettings().steps,
+                         help=f"schedule length; strength x steps of them run (default: {SamplerSettings().steps})")
     stylize.add_argument("--seed", type=int, default=0)
     stylize.add_argument("--no-brs", action="store_true", help="plain noise instead of bias-reduced stylization")
     stylize.add_argument("--stereo", action="store_true", help="stylize each channel (default: a mono mix)")
@@ -70,6 +73,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
                                                 "INPUT_STYLE-2.wav... if taken); an existing file is refused")
     stylize.add_argument("--overwrite", action="store_true", help="replace the -o file if it exists")
     stylize.add_argument("--json", action="store_true", help="print the result as JSON")
+    stylize.add_argument("--compile", action="store_true",
+                         help="torch.compile the UNet (torch backend; the first run compiles for minutes, then "
+                              "cached; worth it on a GPU for many clips; default: off)")
     add_model_options(stylize, None)
     add_backend_options(stylize)
     add_library_option(stylize)
@@ -182,6 +188,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.backend == "auto":
         args.backend = backend_for_styles(args.backend, _has_adapter(args))
     engine = load_engine(args, model)
+    if args.compile:
+        engine.compile_unet()
     mix = engine.style_mix(args.style)
     settings = _sampler_settings(args, engine.recommended_settings(mix))
     bar = ProgressBar(f"stylizing with {mix.label}")
@@ -194,6 +202,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         print(json.dumps({"output": str(result.path), "sample_rate": result.sample_rate, "channels": result.channels,
                           "seconds": round(result.seconds, 6), "style": result.style, "strength": settings.strength,
                           "scale": settings.scale, "steps": settings.steps, "seed": settings.seed,
+                          "sampler": settings.sampler,
                           "produces_noise": engine.base.produces_noise}))
     else:
         print(result.path)
@@ -206,7 +215,8 @@ def _sampler_settings(args: argparse.Namespace, recommended: SamplerSettings) ->
         strength=recommended.strength if args.strength is None else args.strength,
         scale=recommended.scale if args.scale is None else args.scale,
         steps=args.steps, seed=args.seed, brs=not getattr(args, "no_brs", False),
-    ).validate()
+        sampler=getattr(args, "sampler", DEFAULT_SAMPLER),
+    )
 
 
 def _style_base_model(args: argparse.Namespace) -> str:

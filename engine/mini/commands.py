@@ -53,6 +53,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     acceptance.add_argument("--strength", help="comma-separated strengths (default 0.3,0.5,0.7)")
     acceptance.add_argument("--scale", type=float, help="guidance scale for every style (default: each style's own)")
     acceptance.add_argument("--sampling-steps", type=int, default=50, help="sampler steps (default 50)")
+    acceptance.add_argument("--sampler", default="ddim", help="diffusion solver (default ddim, the published "
+                                                              "reference; see stylize --sampler)")
     acceptance.add_argument("--train-steps", type=int,
                             help="learn the target styles anew with this many steps (default: use the library's)")
     add_model_options(acceptance, MINI)
@@ -97,7 +99,7 @@ def _acceptance_settings(args: argparse.Namespace):
 
     from .acceptance import AcceptanceSettings
 
-    settings = AcceptanceSettings(steps=args.sampling_steps, scale=args.scale)
+    settings = AcceptanceSettings(steps=args.sampling_steps, sampler=args.sampler, scale=args.scale)
     lists = {"groups": args.groups, "in_distribution": args.targets, "held_out": args.held_out,
              "recordings": args.recordings, "style_types": args.style_types}
     for key, value in lists.items():
