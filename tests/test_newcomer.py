@@ -172,3 +172,16 @@ def test_library_code_sets_no_process_wide_filters_or_seeds():
                "engine/base_model.py: .setLevel(", "engine/training.py: torch.manual_seed",
                "engine/adapters.py: torch.manual_seed"}  # each inside a context manager that restores the state
     assert [o for o in offenders if o not in allowed] == []
+
+
+def test_diffusers_loads_with_low_cpu_mem_usage():
+    """accelerate is a dependency, so diffusers builds models without a throw-away random initialisation."""
+    from diffusers import UNet2DConditionModel
+    from diffusers.models.modeling_utils import _LOW_CPU_MEM_USAGE_DEFAULT
+    from diffusers.utils import is_accelerate_available
+
+    from restyle.engine.mini import MODEL_DIR
+
+    assert is_accelerate_available() and _LOW_CPU_MEM_USAGE_DEFAULT
+    unet = UNet2DConditionModel.from_pretrained(str(MODEL_DIR), subfolder="unet", low_cpu_mem_usage=True)
+    assert not any(p.is_meta for p in unet.parameters())
