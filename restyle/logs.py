@@ -79,11 +79,13 @@ def configure(settings: LogSettings) -> list[logging.Handler]:
 
 
 def unconfigure(handlers: list[logging.Handler]) -> None:
-    """Detach and close handlers that :func:`configure` attached."""
+    """Detach and close handlers that :func:`configure` attached; the logger goes back to its defaults."""
     logger = logging.getLogger(LOGGER)
     for handler in handlers:
         logger.removeHandler(handler)
         handler.close()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
 
 
 def _file_handler(path: Path) -> logging.Handler:
