@@ -22,7 +22,7 @@ from restyle.engine.progress import Progress
 from restyle.options import ProgressBar, new_parser, run
 
 from .client import Event, RestyleClient, ServerError
-from .wire import DEFAULT_PORT
+from .wire import DEFAULT_PORT, display_value
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict:
@@ -336,7 +336,7 @@ def _status(args: argparse.Namespace) -> dict:
         flat = client.request("knobs")
         styles = client.request("styles/list")
     return {"server": f"{args.host}:{args.port}", "protocol": version, "queued": queued, "running": running or None,
-            "knobs": dict(zip(flat[::2], flat[1::2])), "styles": [str(s) for s in styles]}
+            "knobs": {name: display_value(value) for name, value in zip(flat[::2], flat[1::2])}, "styles": [str(s) for s in styles]}
 
 
 def _absolute(path: str) -> str:

@@ -238,7 +238,9 @@ def start_midi(port_name: str | None, map_path: str | None, knobs: Knobs, protoc
             port = mido.open_input("Restyle", virtual=True, callback=handler.handle)
         else:
             port = mido.open_input(port_name, callback=handler.handle)
-    except (OSError, ImportError) as exc:  # no sound system (containers, CI), no backend, or no such port
+    except ImportError:  # python-rtmidi, mido's backend, is the optional `midi` extra
+        return MidiInput(handler, reason="MIDI needs python-rtmidi: pip install 'restyle[midi]'; serving without MIDI")
+    except OSError as exc:  # no sound system (containers, CI) or no such port
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return MidiInput(handler, reason=f"cannot open MIDI port '{port_name}' here: {first_line}; serving without MIDI")
     return MidiInput(handler, port)

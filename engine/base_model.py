@@ -147,8 +147,63 @@ def load_base_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str
                      _fingerprint=fingerprint)
 
 
+MODEL_FILES = ["model_index.json", "unet/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*",
+               SPECTROGRAM_FILE]  # the diffusers folders the engine loads; nothing else of a hub repository
+
+
+def _local_folder(source: str) -> str:
+    """A folder holding the model: ``source`` itself, its copy in the hub cache, or (network allowing) a download.
+
+    The cache is checked first without touching the network, so an offline machine without the model gets one
+    line at once instead of retries and warnings from each library.
+    """
+    if Path(source).is_dir():
+        return source
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return snapshot_download(source, allow_patterns=MODEL_FILES, local_files_only=True)
+    except HFValidationError:
+        raise ModelNotFoundError(f"Base model '{source}' is neither a folder on this machine nor a hub id such as "
+                                 f"{RIFFUSION}.") from None
+    except (OSError, ValueError):  # not in the cache: LocalEntryNotFoundError and friends
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        raise _not_here(source, "HF_HUB_OFFLINE is set")
+    try:
+        with _quiet_hub():
+            return snapshot_download(source, allow_patterns=MODEL_FILES)
+    except (OSError, ValueError) as exc:  # offline, unreachable, 404, gated: all OSError/ValueError subclasses
+        raise _not_here(source, "the hub could not be reached" if "LocalEntry" in type(exc).__name__
+                        else type(exc).__name__) from None
+
+
+def _not_here(source: str, why: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"Base model '{source}' is not on this machine and could not be downloaded ({why}). Download it once with "
+        f"`hf download {source}` where there is internet (or copy the folder and pass --model FOLDER), "
+        "or use --model mini, the small model shipped with Restyle, which needs no download."
+    )
+
+
+@contextlib.contextmanager
+def _quiet_hub():
+    """huggingface_hub's retry warnings off while downloading (restored after): the error says it once."""
+    import logging
+
+    logger = logging.getLogger("huggingface_hub")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 def _load_pretrained(source: str):
     where = "folder" if Path(source).is_dir() else "model"
+    source = _local_folder(source)
     try:
         unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=torch.float32)
         vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=torch.float32)
@@ -161,11 +216,8 @@ def _load_pretrained(source: str):
                 f"Cannot load the base model from folder {source}: it must hold unet/, vae/, text_encoder/, "
                 f"tokenizer/ and scheduler/ in diffusers layout ({type(exc).__name__})."
             ) from None
-        raise ModelNotFoundError(
-            f"Base model '{source}' is not on this machine and could not be downloaded. Download it once with "
-            f"`hf download {source}` where there is internet (or copy the folder and pass --model FOLDER), "
-            "or use --model tiny for a smoke run."
-        ) from None
+        raise ModelNotFoundError(f"Base model '{source}' in the hub cache is incomplete or damaged "
+                                 f"({type(exc).__name__}): download it again with `hf download {source}`.") from None
     return unet, vae, text_encoder, tokenizer, scheduler_config
 
 

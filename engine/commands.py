@@ -155,6 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
                              init_word=args.init_word, adapter=adapter).validate()
+    check_train_inputs(args)  # a bad name or clip is reported before the model loads
     engine = load_engine(args, args.model)
     bar = ProgressBar(f"training {args.name}")
     try:
@@ -184,7 +185,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     probe(args.input, AudioLimits(max_seconds=args.max_seconds))  # the input and the output before the model loads
     if args.output:
         check_output(args.output, args.overwrite)
-    model = args.model or _style_base_model(args)
+    _sampler_settings(args, SamplerSettings())  # out-of-range strength, scale, steps or seed: refused now
+    known_base = _style_base_model(args)  # unknown styles too
+    model = args.model or known_base
     if args.backend == "auto":
         args.backend = backend_for_styles(args.backend, _has_adapter(args))
     engine = load_engine(args, model)
@@ -207,6 +210,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     else:
         print(result.path)
     return 0
+
+
+def check_train_inputs(args: argparse.Namespace) -> None:
+    """The style name and the clips (each one probed), checked before the model loads."""
+    from .audio import AudioLimits, probe
+    from .library import check_name
+    from .training import collect_clips
+
+    check_name(args.name)
+    for clip in collect_clips(args.clips):
+        probe(clip, AudioLimits(max_seconds=args.max_seconds))
 
 
 def _sampler_settings(args: argparse.Namespace, recommended: SamplerSettings) -> SamplerSettings:
@@ -244,9 +258,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(data))
         else:
-            data["loss_history"] = f"{len(info.loss_history)} values, last {info.loss_history[-1:]}"
-            for key, value in data.items():
-                print(f"{key}: {value}")
+            print("\n".join(describe_style(info, library)))
     elif args.action == "rm":
         library.remove(args.name)
         print(f"Removed style '{args.name}'.")
@@ -278,6 +290,34 @@ def _import_style(library: StyleLibrary, args: argparse.Namespace) -> None:
     base = load_base_model(model, "cpu", "fp32")  # only the weights' fingerprint is needed
     folder = import_style(library, style_file, base.fingerprint, model, name=args.name, overwrite=args.force)
     print(f"Imported style '{folder.name}' (trained on {style_file.info.base_model}) into {folder}")
+
+
+def describe_style(info, library: StyleLibrary) -> list[str]:
+    """A style as lines a person reads: what it is, how to use it, how it was trained."""
+    training = info.training or {}
+    settings = training.get("settings", {})
+    clips = [c.get("file") or Path(c.get("path", "?")).name for c in training.get("clips", [])]
+    history = info.loss_history
+    where = "shipped with Restyle" if library.is_shipped(info.name) else str(library.locate(info.name))
+    lines = [
+        f"Style '{info.name}' ({where})",
+        f"  base model      {info.base_model} (fingerprint {info.base_fingerprint})"
+        + ("  [random weights: output is noise]" if info.produces_noise else ""),
+        f"  recommended     strength {info.recommended_strength:g}, scale {info.recommended_scale:g}",
+        f"  adapter         {_adapter_spec(info)}",
+        f"  trained         {len(history)} steps"
+        + (f", final loss {history[-1]:.4f}" if history else "")
+        + (f", learning rate {settings['learning_rate']:g}" if "learning_rate" in settings else "")
+        + (f", from the word '{info.init_word}'" if getattr(info, "init_word", None) else ""),
+    ]
+    if clips:
+        lines.append(f"  clips           {len(clips)}: {', '.join(clips)}")
+    if "device" in training:
+        lines.append(f"  on              {training['device']} ({training.get('dtype', '?')})")
+    lines.append(f"  created         {info.created}")
+    lines.append(f"Use it: restyle stylize CLIP.wav --style {info.name}   (all fields: restyle styles show "
+                 f"{info.name} --json)")
+    return lines
 
 
 def _list_styles(library: StyleLibrary, as_json: bool) -> None:
