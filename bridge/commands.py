@@ -44,6 +44,24 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     serve.add_argument("--queue", type=int, default=16, help="jobs that may wait (default: 16)")
     serve.add_argument("--learn-steps", type=int, default=3000,
                        help="training steps for styles learned over OSC (default: 3000)")
+    http = serve.add_argument_group("HTTP API (audio over the network: docs/remote.md)")
+    http.add_argument("--http", type=int, metavar="PORT", help="also serve the HTTP API on this TCP port (default: off)")
+    http.add_argument("--token-file", metavar="FILE",
+                      help="the access token clients must send (default: none on loopback; on other interfaces one is "
+                           "generated at first start in the user config folder, mode 0600)")
+    http.add_argument("--max-upload-mb", type=float, default=512.0, help="largest upload accepted (default 512 MiB)")
+    http.add_argument("--keep-results", type=float, default=60.0, metavar="MINUTES",
+                      help="how long results stay downloadable after their job ends (default 60 minutes)")
+    http.add_argument("--per-client", type=int, default=4,
+                      help="unfinished jobs one client address may have at once (default 4)")
+    ray = serve.add_argument_group("scale-out on Ray Serve (pip install 'restyle[cluster]'; docs/remote.md)")
+    ray.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="serve the HTTP API (--http, default 9200) from Ray Serve replicas instead of this process: "
+                          "a local Ray instance, or the cluster at ADDRESS (e.g. ray://head:10001 or auto); no OSC")
+    ray.add_argument("--replicas", type=int, default=1, help="replicas, each holding one loaded model (default 1)")
+    ray.add_argument("--gpus-per-replica", type=float, default=None,
+                     help="GPUs each replica reserves (default: 1 when this machine has a GPU, else 0)")
+    ray.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs each replica reserves (default 1)")
     serve.add_argument("--midi", metavar="PORT", help="MIDI input port name, or 'virtual' for a virtual port "
                                                       "(default: no MIDI)")
     serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs (default: presets/midi/generic.toml)")
@@ -221,4 +239,5 @@ def starting_settings(args: argparse.Namespace, engine=None):
 
 
 def _sampler(args: argparse.Namespace) -> dict:
-    return {"sampler": args.sampler} if args.sampler else {}
+    sampler = getattr(args, "sampler", None)
+    return {"sampler": sampler} if sampler else {}
