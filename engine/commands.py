@@ -33,19 +33,21 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     train.add_argument("name", help="the style's name")
     train.add_argument("clips", nargs="+", help="audio files or folders")
     defaults = TrainSettings()
-    train.add_argument("--steps", type=int, default=defaults.steps)
-    train.add_argument("--lr", type=float, default=defaults.learning_rate, help="AdamW learning rate")
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--steps", type=int, default=defaults.steps,
+                       help=f"training steps (default {defaults.steps})")
+    train.add_argument("--lr", type=float, default=defaults.learning_rate, help=f"AdamW learning rate (default {defaults.learning_rate:g})")
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help=f"style images per step (default {defaults.batch_size})")
+    train.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default {defaults.seed})")
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N",
-                       help="save a checkpoint every N steps...")
+                       help=f"save a checkpoint every N steps (default {defaults.checkpoint_every})...")
     train.add_argument("--checkpoint-seconds", type=float, default=defaults.checkpoint_seconds, metavar="S",
                        help="...and at least every S seconds (default: a minute)")
-    train.add_argument("--init-word", default=defaults.init_word, help="word whose embedding the style starts from")
+    train.add_argument("--init-word", default=defaults.init_word, help=f"word whose embedding the style starts from (default '{defaults.init_word}')")
     train.add_argument("--adapter", default="none", metavar="none|lora[:RANK]",
                        help="none (default): the method's embedding-only style; lora[:RANK] also learns a small LoRA "
                             "on the UNet's attention (rank 4 unless given), for sounds the base model never made")
-    train.add_argument("--adapter-lr", type=float, default=ADAPTER_LR, help="AdamW learning rate of the LoRA")
+    train.add_argument("--adapter-lr", type=float, default=ADAPTER_LR, help=f"AdamW learning rate of the LoRA (default {ADAPTER_LR:g})")
     train.add_argument("--preset", help="recommended scale/strength from presets/styles (default: the preset "
                                          "named like the style, else 5.0 / 0.7)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
@@ -64,7 +66,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
                          help=f"diffusion solver (default: {DEFAULT_SAMPLER}; docs/performance.md compares them)")
     stylize.add_argument("--steps", type=int, default=SamplerSettings().steps,
                          help=f"schedule length; strength x steps of them run (default: {SamplerSettings().steps})")
-    stylize.add_argument("--seed", type=int, default=0)
+    stylize.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same result (default 0)")
     stylize.add_argument("--no-brs", action="store_true", help="plain noise instead of bias-reduced stylization")
     stylize.add_argument("--stereo", action="store_true", help="stylize each channel (default: a mono mix)")
     stylize.add_argument("--start", type=float, help="region start in seconds")
@@ -83,10 +85,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     styles = commands.add_parser("styles", help="list, show, remove, rename, export or import styles")
     actions = styles.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="all styles")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
     show = actions.add_parser("show", help="one style's details")
     show.add_argument("name")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="every field of style.json")
     remove = actions.add_parser("rm", help="delete a style")
     remove.add_argument("name")
     rename = actions.add_parser("rename", help="rename a style")
@@ -116,10 +118,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     evaluate.add_argument("--prompt", help="text for SF (text) (default: the style's name)")
     evaluate.add_argument("--scale", help="with --run: one value or a grid, e.g. 3,4.5,6")
     evaluate.add_argument("--strength", help="with --run: one value or a grid, e.g. 0.3,0.45,0.6")
-    evaluate.add_argument("--steps", type=int, default=50)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--out", default="restyle-eval", help="folder for results (and --run's audio)")
-    evaluate.add_argument("--clap", default="laion/clap-htsat-unfused", help="CLAP hub id or folder ('tiny': tests)")
+    evaluate.add_argument("--steps", type=int, default=50, help="with --run: sampler steps (default 50)")
+    evaluate.add_argument("--seed", type=int, default=0, help="with --run: random seed (default 0)")
+    evaluate.add_argument("--out", default="restyle-eval", help="folder for results (and --run's audio) (default restyle-eval)")
+    evaluate.add_argument("--clap", default="laion/clap-htsat-unfused", help="CLAP hub id or folder ('tiny': tests) (default laion/clap-htsat-unfused)")
     evaluate.add_argument("--write-recommended", action="store_true",
                           help="store the balanced Pareto setting as the style's recommended scale/strength")
     add_model_options(evaluate, None)
@@ -127,20 +129,21 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
 
     export = commands.add_parser("export-onnx", help="export the base model's UNet and VAE to ONNX for --backend onnx")
     export.add_argument("--out", help="export folder (default: the engine's cache, where --backend onnx finds it)")
-    export.add_argument("--precision", default="fp32", help="fp32, fp16 (GPUs) or int8 (CPUs)")
-    export.add_argument("--opset", type=int, default=18)
+    export.add_argument("--precision", default="fp32", help="fp32, fp16 (GPUs) or int8 (CPUs) (default fp32)")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     add_model_options(export, DEFAULT_MODEL)
 
     demo = commands.add_parser("demo", help="stylize a melody with a shipped style, offline; write audio and a PNG")
-    demo.add_argument("--out", default="restyle-demo", help="folder for the content, the result and the picture")
+    demo.add_argument("--out", default="restyle-demo", help="folder for the content, the result and the picture (default restyle-demo)")
     demo.add_argument("--style", default=DEMO_STYLE,
                       help=f"style or blend (default {DEMO_STYLE}; shipped: {', '.join(BUNDLED_STYLES)})")
     demo.add_argument("--content", default=str(DEMO_CONTENT), help="audio file to stylize (default: a piano melody)")
     demo.add_argument("--strength", type=float,
                       help="above 0, up to 1: how far from the original (style's default)")
     demo.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
-    demo.add_argument("--steps", type=int, default=SamplerSettings().steps)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--steps", type=int, default=SamplerSettings().steps,
+                      help=f"sampler steps (default {SamplerSettings().steps})")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_model_options(demo, None)
     add_library_option(demo)
 
