@@ -64,7 +64,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     ray.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs each replica reserves (default 1)")
     serve.add_argument("--midi", metavar="PORT", help="MIDI input port name, or 'virtual' for a virtual port "
                                                       "(default: no MIDI)")
-    serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs (default: presets/midi/generic.toml)")
+    serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs, or a shipped map's name: generic, korg-nanokontrol2, akai-mpk-mini-mk3 "
+                            "(default: generic)")
     add_model_options(serve, None, f"the style's own base model with --style, else {DEFAULT_MODEL}")
     add_backend_options(serve)
     add_library_option(serve)

@@ -105,7 +105,11 @@ class MidiMap:
 
     @classmethod
     def load(cls, path: str | Path) -> "MidiMap":
+        """A map from a TOML file, or a shipped one by name (``korg-nanokontrol2``, ``akai-mpk-mini-mk3``, ``generic``)."""
         path = Path(path)
+        shipped = shipped_path("restyle.presets", "midi")
+        if not path.exists() and (shipped / f"{path.stem}.toml").is_file() and path.parent == Path("."):
+            path = shipped / f"{path.stem}.toml"
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
