@@ -172,7 +172,7 @@ def _local_folder(source: str) -> str:
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
         raise _not_here(source, "HF_HUB_OFFLINE is set")
     try:
-        with _quiet_hub():
+        with quiet_logger("huggingface_hub"):
             return snapshot_download(source, allow_patterns=MODEL_FILES)
     except (OSError, ValueError) as exc:  # offline, unreachable, 404, gated: all OSError/ValueError subclasses
         raise _not_here(source, "the hub could not be reached" if "LocalEntry" in type(exc).__name__
@@ -188,11 +188,11 @@ def _not_here(source: str, why: str) -> ModelNotFoundError:
 
 
 @contextlib.contextmanager
-def _quiet_hub():
-    """huggingface_hub's retry warnings off while downloading (restored after): the error says it once."""
+def quiet_logger(name: str):
+    """Only errors from logger ``name`` while inside (e.g. huggingface_hub's retry warnings); its level is restored."""
     import logging
 
-    logger = logging.getLogger("huggingface_hub")
+    logger = logging.getLogger(name)
     previous = logger.level
     logger.setLevel(logging.ERROR)
     try:
