@@ -52,6 +52,35 @@ def test_a_checkpoint_from_other_settings_is_refused(tmp_path):
         MiniTrainer(work, MiniTrainSettings(**{**SMOKE.__dict__, "unet_steps": 4})).run(tmp_path / "model2")
 
 
+def test_the_unet_phase_moves_machines_with_the_latents_alone_and_may_change_its_settings(tmp_path):
+    work = tmp_path / "work"
+    seen = []
+
+    def cancel_when_the_vae_is_done() -> bool:
+        return len([p for p in seen if p.stage == "train vae"]) == SMOKE.vae_steps
+
+    with pytest.raises(KeyboardInterrupt):
+        MiniTrainer(work, SMOKE, device="cpu").run(tmp_path / "model", progress=seen.append,
+                                                   cancel=cancel_when_the_vae_is_done)
+    state = torch.load(work / "checkpoint.pt", weights_only=False)
+    assert (state["phase"], state["step"]) == ("unet", 0)
+    shutil.rmtree(work / "corpus")  # another machine: only the checkpoint and the cached latents travel
+    with pytest.raises(SettingsError, match="other settings"):  # the VAE's settings are fixed by now
+        MiniTrainer(work, MiniTrainSettings(**{**SMOKE.__dict__, "vae_steps": 5})).run(tmp_path / "model")
+    bigger = MiniTrainSettings(**{**SMOKE.__dict__, "unet_batch": 3, "unet_steps": 2})
+    trainer = MiniTrainer(work, bigger, device="cpu")
+    trainer.run(tmp_path / "model")
+    assert len(trainer.log["loss"]["unet"]) == 2 and trainer.log["settings"]["unet_batch"] == 3
+    assert load_base_model(str(tmp_path / "model"), device="cpu", dtype="fp32").tokenizer.tokenize("piano") == ["piano"]
+
+
+def test_settings_that_cannot_train_are_refused_when_made():
+    with pytest.raises(SettingsError, match="unet batch must be at least 1"):
+        MiniTrainSettings(unet_batch=0)
+    with pytest.raises(SettingsError, match="cannot be negative"):
+        MiniTrainSettings(unet_minutes=-1)
+
+
 def test_min_snr_weights_cap_the_easy_timesteps_and_leave_the_hard_ones():
     alphas = torch.linspace(0.999, 0.001, 1000)
     t = torch.tensor([0, 500, 999])
@@ -82,6 +111,6 @@ def test_a_time_budget_fixes_the_step_count_after_timing(tmp_path):
     budgeted = MiniTrainSettings(**{**SMOKE.__dict__, "vae_steps": 10_000, "vae_minutes": 0.001, "unet_steps": 25})
     trainer = MiniTrainer(tmp_path / "work", budgeted, device="cpu")
     trainer.run(tmp_path / "model")
-    assert 20 <= trainer.log["steps"]["vae"] < 10_000  # a millisecond's budget: the timed steps only
+    assert 25 <= trainer.log["steps"]["vae"] < 10_000  # a millisecond's budget: the warm-up and timed steps only
     assert "unet" not in trainer.log["steps"]  # no budget: the given count
     assert len(trainer.log["loss"]["unet"]) == 25

@@ -31,6 +31,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     train.add_argument("--device", default="auto", help="cuda, cpu or auto (default: a GPU if there is one)")
     train.add_argument("--vae-steps", type=int, help="VAE steps, or their ceiling with --vae-minutes (default 3000)")
     train.add_argument("--unet-steps", type=int, help="UNet steps, or their ceiling with --unet-minutes (default 6000)")
+    train.add_argument("--unet-batch", type=int, help="UNet batch size (default 32)")
     train.add_argument("--vae-minutes", type=float, help="wall-clock budget of the VAE phase (default: none)")
     train.add_argument("--unet-minutes", type=float, help="wall-clock budget of the UNet phase (default: none)")
     train.add_argument("--seconds-per-program", type=float, help="dry audio per program and soundfont (default 30)")
@@ -121,6 +122,7 @@ def _train(args: argparse.Namespace, bar) -> int:
     from dataclasses import replace
 
     given = {"seed": args.seed, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
+             "unet_batch": args.unet_batch,
              "vae_minutes": args.vae_minutes, "unet_minutes": args.unet_minutes}
     settings = MiniTrainSettings(**{k: v for k, v in given.items() if v is not None})
     if args.seconds_per_program is not None:

@@ -5,9 +5,11 @@ small KL term), then the UNet and the text encoder together on the frozen VAE's 
 under Stable Diffusion's noise schedule with Min-SNR-5 loss weights (Hang et al., ICCV 2023: the same
 quality in about a third of the steps, and the epsilon target the engine's sampler and style trainer expect),
 a cosine learning-rate schedule after a linear warm-up, an EMA of the weights with warm-up (shipped), and
-captions dropped 10 % of the time so guidance works. Each phase can be given a wall-clock budget: after 20
-timed steps its step count is fixed to what fits, and the schedule follows it. A checkpoint is written
-atomically every ``checkpoint_every`` steps; rerunning the same command resumes.
+captions dropped 10 % of the time so guidance works. Each phase can be given a wall-clock budget: after 5
+warm-up and 20 timed steps its step count is fixed to what fits, and the schedule follows it. A checkpoint is
+written atomically every ``checkpoint_every`` steps; rerunning the same command resumes. Once the latents are
+cached, the UNet phase needs only them and the checkpoint (not the corpus), and until its first step its
+settings may change: the VAE can train on one machine and the UNet on another (a GPU, with a larger batch).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ from .corpus import CorpusBuilder, CorpusSettings, corpus_words, load_corpus
 LATENTS = "latents.pt"
 CORPUS = "corpus"
 TIMING_STEPS = 20  # steps timed before a phase with a time budget fixes its step count
+WARMUP_STEPS = 5  # untimed first steps of a budgeted phase (a GPU's first steps pay for kernel selection)
+UNET_FIELDS = ("unet_steps", "unet_batch", "unet_learning_rate", "warmup_steps", "min_snr_gamma", "caption_dropout",
+               "ema_decay", "checkpoint_every", "unet_minutes")  # free to change while the UNet has not started
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,14 @@ class MiniTrainSettings:
     checkpoint_every: int = 500
     vae_minutes: float = 0.0  # wall-clock budgets (0: none): the step counts above become ceilings
     unet_minutes: float = 0.0
+
+    def __post_init__(self):
+        counts = ("vae_steps", "vae_batch", "vae_crop", "scale_crops", "unet_steps", "unet_batch", "checkpoint_every")
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.replace('_', ' ')} must be at least 1, not {getattr(self, name)}.")
+        if self.vae_minutes < 0 or self.unet_minutes < 0:
+            raise SettingsError("a time budget in minutes cannot be negative (0 means none).")
 
 
 @dataclass
@@ -127,44 +140,81 @@ class MiniTrainer:
         self.device = pick_device(device)
         self.checkpoint = self.work / "checkpoint.pt"
         self.log: dict = {"settings": asdict(settings), "seconds": {}, "steps": {}, "machine": _machine(self.device)}
+        self._timing_began = 0.0  # when a budgeted phase's timed steps began
 
     def run(self, out: str | Path, progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> Path:
         s = self.settings
         self.work.mkdir(parents=True, exist_ok=True)
         state = torch.load(self.checkpoint, weights_only=False, map_location="cpu") if self.checkpoint.is_file() else None
-        if state is not None and state["settings"] != asdict(s):
-            raise SettingsError(f"{self.checkpoint} was made with other settings: remove it or use another --work.")
+        self._check_settings(state)
         if state is None:
             (self.work / LATENTS).unlink(missing_ok=True)  # made by an earlier run's VAE
         else:
-            self.log = {**state["log"], "machine": self.log["machine"]}
+            self.log = {**state["log"], "machine": self.log["machine"], "settings": asdict(s)}
+        if state is not None and state["phase"] == "unet" and (self.work / LATENTS).is_file():
+            nets = self._networks_from_latents(state)  # the corpus is not needed again: the UNet can move machines
+        else:
+            nets, state = self._networks_from_corpus(state, progress, cancel)
+        cached = torch.load(self.work / LATENTS, map_location=self.device)
+        self._train_unet(nets, cached["latents"].float(), cached["captions"], state, progress, cancel)
+        return self.save(nets, Path(out))
+
+    def _check_settings(self, state: dict | None) -> None:
+        """A checkpoint continues only under its own settings, except the UNet's before its first step."""
+        if state is None:
+            return
+        ours, theirs = asdict(self.settings), state["settings"]
+        if state["phase"] == "unet" and state["step"] == 0:
+            ours, theirs = ({k: v for k, v in d.items() if k not in UNET_FIELDS} for d in (ours, theirs))
+        if ours != theirs:
+            raise SettingsError(f"{self.checkpoint} was made with other settings: remove it or use another --work.")
+
+    def _networks_from_corpus(self, state: dict | None, progress, cancel) -> tuple[Networks, dict]:
+        """Render or load the corpus, train the VAE if it is not done, and cache the latents."""
         began = time.perf_counter()
-        images, captions = load_corpus(CorpusBuilder(self.work / CORPUS, s.corpus).build())
+        images, captions = load_corpus(CorpusBuilder(self.work / CORPUS, self.settings.corpus).build())
         self._add_seconds("corpus", began)
         self.log["chunks"] = len(images)
-        nets = new_networks(s.seed, corpus_words(captions))
-        nets.vae.to(self.device); nets.unet.to(self.device); nets.text_encoder.to(self.device)
+        nets = self._networks(corpus_words(captions))
         images = images.to(self.device)
         if state is None or state["phase"] == "vae":
             state = self._train_vae(nets, images, state, progress, cancel)
-        nets.vae.load_state_dict(state["vae"])
-        nets.vae.register_to_config(scaling_factor=state["scaling_factor"])
+        self._load_vae(nets, state)
         if not (self.work / LATENTS).is_file():
             self._encode(nets.vae, images, captions)
-        cached = torch.load(self.work / LATENTS, map_location=self.device)
-        self._train_unet(nets, cached["latents"], cached["captions"], state, progress, cancel)
-        return self.save(nets, Path(out))
+        return nets, state
+
+    def _networks_from_latents(self, state: dict) -> Networks:
+        """The networks for a run whose VAE is trained and whose latents are cached: no corpus needed."""
+        captions = torch.load(self.work / LATENTS, map_location="cpu")["captions"]
+        nets = self._networks(corpus_words(captions))
+        self._load_vae(nets, state)
+        return nets
+
+    def _networks(self, words: list[str]) -> Networks:
+        nets = new_networks(self.settings.seed, words)
+        nets.vae.to(self.device); nets.unet.to(self.device); nets.text_encoder.to(self.device)
+        return nets
+
+    @staticmethod
+    def _load_vae(nets: Networks, state: dict) -> None:
+        nets.vae.load_state_dict(state["vae"])
+        nets.vae.register_to_config(scaling_factor=state["scaling_factor"])
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _budgeted_total(self, phase: str, step: int, ceiling: int, minutes: float, began: float) -> int | None:
-        """After TIMING_STEPS steps of a budgeted phase: the step count that fits its budget (None: not yet)."""
-        if minutes <= 0 or step != TIMING_STEPS:
+        """After the warm-up and timed steps of a budgeted phase: the step count that fits its budget (None: not yet)."""
+        if minutes <= 0 or step not in (WARMUP_STEPS, WARMUP_STEPS + TIMING_STEPS):
             return None
-        per_step = (time.perf_counter() - began) / TIMING_STEPS
-        left = minutes * 60 - (time.perf_counter() - began)
-        total = max(TIMING_STEPS, min(ceiling, TIMING_STEPS + int(left / per_step)))
+        now = time.perf_counter()
+        if step == WARMUP_STEPS:
+            self._timing_began = now
+            return None
+        per_step = (now - self._timing_began) / TIMING_STEPS
+        left = minutes * 60 - (now - began)
+        total = max(step, min(ceiling, step + int(left / per_step)))
         self.log["steps"][phase] = total
         return total
 
