@@ -52,7 +52,64 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     add_model_options(serve, DEFAULT_MODEL)
     add_backend_options(serve)
     add_library_option(serve)
-    return {"serve": cmd_serve}
+    return {"serve": cmd_serve, **add_studio_command(commands)}
+
+
+def add_studio_command(commands: argparse._SubParsersAction) -> dict:
+    """``studio``: the browser page for learning and auditioning styles (bridge/studio.py)."""
+    from restyle.engine.mini import MINI
+
+    studio = commands.add_parser("studio", help="open the studio in your browser: learn styles, audition them, "
+                                                "keep the best takes (pip install 'restyle[studio]')")
+    studio.add_argument("--port", type=int, default=9300, help="TCP port of the page (default 9300; 0: any free one)")
+    studio.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    studio.add_argument("--allow", action="append", default=[], metavar="NETWORK",
+                        help="client network allowed when --host is not loopback, e.g. 192.168.1.0/24 (repeatable); "
+                             "such clients log in with the access token (docs/studio.md)")
+    studio.add_argument("--token-file", metavar="FILE",
+                        help="the access token (default: none on loopback; on other interfaces the HTTP API's token)")
+    studio.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+    studio.add_argument("--learn-steps", type=int, default=3000, help="training steps the Learn view starts with")
+    add_model_options(studio, MINI)
+    add_backend_options(studio)
+    add_library_option(studio)
+    return {"studio": cmd_studio}
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    """Load the engine, serve the studio (and the HTTP API) until SIGINT/SIGTERM, open the browser."""
+    from .knobs import Knobs
+    from .osc_server import ClientFilter
+    from .protocol import RestyleProtocol
+    from .studio import StudioSettings, import_gradio, open_studio
+
+    ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
+    import_gradio()  # a missing extra is one line, before the model loads
+    engine = load_engine(args, args.model)
+    protocol = RestyleProtocol(engine, Knobs(), learn_steps=args.learn_steps)
+    protocol.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server, url, access = open_studio(protocol, args.host, args.port, args.allow, args.token_file,
+                                      settings=StudioSettings(examples=_examples(args.model)))
+    print(f"Restyle studio on {url} (HTTP API at /v1). {access} Ctrl-C stops.", flush=True)
+    if not args.no_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    stop.wait()
+    note("Stopping: cancelling jobs; no half-written files are left.")
+    server.stop()
+    protocol.stop()
+    return 0
+
+
+def _examples(model: str) -> tuple[Path, ...]:
+    """Content clips shipped with the model, offered by the studio instead of an upload."""
+    from restyle.engine.mini import DEMO_CONTENT, MINI
+
+    return (DEMO_CONTENT,) if model == MINI and DEMO_CONTENT.exists() else ()
 
 
 def _start_http(args: argparse.Namespace, protocol):
