@@ -61,7 +61,8 @@ CSS = """
 .restyle-ab { display: grid; grid-template-columns: 1fr; gap: 6px; }
 .restyle-ab audio { width: 100%; }
 .restyle-ab .row { display: flex; align-items: center; gap: 8px; }
-.restyle-ab .row span { min-width: 5.5em; font-weight: 600; }
+.restyle-ab .row span { min-width: 7.5em; font-weight: 600; white-space: nowrap; }
+.restyle-hint p { font-size: 0.85em; opacity: 0.75; margin: 0; }
 """
 
 
@@ -428,7 +429,7 @@ def spectrograms(content: Path, result: Path, style: str) -> str:
     import numpy as np
     import soundfile as sf
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), dpi=100, sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.0), dpi=100, sharey=True, constrained_layout=True)
     for ax, path, title in zip(axes, (content, result), ("A · original", f"B · {style}")):
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
         mono = audio.mean(axis=1)
@@ -466,23 +467,27 @@ def build_page(studio: Studio, presets: list[str]):
                     with gr.Column(scale=1, min_width=300):
                         content = gr.Audio(label="Content clip", type="filepath", sources=["upload"],
                                            elem_id="content")
-                        example = gr.Dropdown([p.name for p in studio.settings.examples], value=None,
-                                              label="…or a shipped example", elem_id="example")
-                        style = gr.Dropdown(styles, value=first, label="Style", allow_custom_value=True,
-                                            info="or a blend, e.g. accordion:0.7,bird-tweet:0.3", elem_id="style")
+                        with gr.Row():
+                            example = gr.Dropdown([p.name for p in studio.settings.examples], value=None,
+                                                  label="Example (or drop a clip)", elem_id="example", min_width=140)
+                            style = gr.Dropdown(styles, value=first, label="Style", allow_custom_value=True,
+                                                elem_id="style", min_width=140)
+                        gr.Markdown("A blend mixes styles: `accordion:0.7,bird-tweet:0.3`.",
+                                    elem_classes=["restyle-hint"])
                         with gr.Row():
                             strength_in = gr.Slider(0.05, 1.0, value=strength, step=0.05, label="Strength",
-                                                    elem_id="strength")
-                            scale_in = gr.Slider(0.0, 15.0, value=scale, step=0.5, label="Scale", elem_id="scale")
-                        seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
+                                                    elem_id="strength", min_width=120)
+                            scale_in = gr.Slider(0.0, 15.0, value=scale, step=0.5, label="Scale", elem_id="scale",
+                                                 min_width=120)
+                            seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed", min_width=80)
                         with gr.Row():
                             go = gr.Button("Stylize", variant="primary", elem_id="stylize")
                             stop = gr.Button("Cancel", variant="stop", elem_id="stylize-cancel")
-                    with gr.Column(scale=2, min_width=300):
+                    with gr.Column(scale=2, min_width=440):
                         status = gr.HTML(elem_classes=["restyle-status"], elem_id="stylize-status")
                         players = gr.HTML(elem_id="players")
-                        picture = gr.Image(label="Spectrograms", type="filepath", interactive=False,
-                                           elem_id="spectrograms", buttons=[])
+                        picture = gr.Image(label="Spectrograms", show_label=False, type="filepath",
+                                           interactive=False, elem_id="spectrograms", buttons=[])
                 gr.Markdown("### History (click a row to hear it again)")
                 table = gr.Dataframe(headers=["file", "style", "strength", "scale", "seed", "seconds"],
                                      interactive=False, elem_id="history", wrap=True)
@@ -492,20 +497,24 @@ def build_page(studio: Studio, presets: list[str]):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=300):
                         clips = gr.File(label="Clips of the sound to learn", file_count="multiple",
-                                        file_types=sorted(AUDIO_SUFFIXES), elem_id="clips")
-                        folder = gr.File(label="…or a whole folder", file_count="directory", elem_id="clip-folder")
+                                        file_types=sorted(AUDIO_SUFFIXES), elem_id="clips", height=150)
+                        folder = gr.File(label="…or a whole folder", file_count="directory", elem_id="clip-folder",
+                                         height=110)
                     with gr.Column(scale=1, min_width=300):
                         name = gr.Textbox(label="Style name", placeholder="e.g. strings", elem_id="style-name")
-                        preset = gr.Dropdown(["auto", *presets], value="auto", label="Preset",
-                                             info="recommended knobs for the style; auto: the preset of the same "
-                                                  "name, else the default", elem_id="preset")
-                        steps = gr.Number(studio.protocol.learn_steps, label="Training steps", precision=0,
-                                          minimum=1, elem_id="steps")
                         with gr.Row():
-                            learn = gr.Button("Start learning", variant="primary", elem_id="learn")
-                            resume = gr.Button("Resume", elem_id="resume")
-                            learn_stop = gr.Button("Cancel", variant="stop", elem_id="learn-cancel")
-                        learn_status = gr.HTML(elem_classes=["restyle-status"], elem_id="learn-status")
+                            preset = gr.Dropdown(["auto", *presets], value="auto", label="Preset",
+                                                 elem_id="preset", min_width=120)
+                            steps = gr.Number(studio.protocol.learn_steps, label="Training steps", precision=0,
+                                              minimum=1, elem_id="steps", min_width=120)
+                        gr.Markdown("The preset sets the style's recommended knobs (auto: the preset of the same "
+                                    "name, else the default). Resume continues a cancelled run: same name, same "
+                                    "clips, more steps.", elem_classes=["restyle-hint"])
+                        with gr.Row():
+                            learn = gr.Button("Start learning", variant="primary", elem_id="learn", min_width=100)
+                            resume = gr.Button("Resume", elem_id="resume", min_width=80)
+                            learn_stop = gr.Button("Cancel", variant="stop", elem_id="learn-cancel", min_width=80)
+                learn_status = gr.HTML(elem_classes=["restyle-status"], elem_id="learn-status")
             with gr.Tab("Library", id="library"):
                 rows = gr.Dataframe(studio.library_rows(), headers=["style", "from", "strength", "scale", "steps"],
                                     interactive=False, elem_id="library")
