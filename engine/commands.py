@@ -74,7 +74,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     add_backend_options(stylize)
     add_library_option(stylize)
 
-    styles = commands.add_parser("styles", help="list, show, remove or rename styles")
+    styles = commands.add_parser("styles", help="list, show, remove, rename, export or import styles")
     actions = styles.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="all styles")
     listing.add_argument("--json", action="store_true")
@@ -86,7 +86,17 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     rename = actions.add_parser("rename", help="rename a style")
     rename.add_argument("old")
     rename.add_argument("new")
-    for action in (listing, show, remove, rename):
+    export = actions.add_parser("export", help="write a style into one .restyle file to share")
+    export.add_argument("name")
+    export.add_argument("-o", "--output", help="the file to write (default: NAME.restyle in the current folder)")
+    export.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    load = actions.add_parser("import", help="install a style from a .restyle file (checked against its base model)")
+    load.add_argument("file", help="a .restyle file made by `restyle styles export`")
+    load.add_argument("--name", help="install under this name (default: the style's own name)")
+    load.add_argument("--force", action="store_true", help="replace a style of the same name (default: refuse)")
+    load.add_argument("--model", help="the base model to check the style against (default: the one it was trained "
+                                      "on, as recorded in the file; it must be on this machine)")
+    for action in (listing, show, remove, rename, export, load):
         add_library_option(action)
 
     evaluate = commands.add_parser("evaluate", help="score stylized audio: CLAP content preservation and style fit")
@@ -233,7 +243,31 @@ def cmd_styles(args: argparse.Namespace) -> int:
     elif args.action == "rename":
         library.rename(args.old, args.new)
         print(f"Renamed style '{args.old}' to '{args.new}'.")
+    elif args.action == "export":
+        _export_style(library, args)
+    elif args.action == "import":
+        _import_style(library, args)
     return 0
+
+
+def _export_style(library: StyleLibrary, args: argparse.Namespace) -> None:
+    from .style_file import SUFFIX, export_style
+
+    path = export_style(library, args.name, args.output or f"{args.name}{SUFFIX}", overwrite=args.overwrite)
+    print(f"Exported style '{args.name}' to {path}")
+
+
+def _import_style(library: StyleLibrary, args: argparse.Namespace) -> None:
+    """Read the file first (a damaged one is refused before any model loads), then check it against the model."""
+    from .base_model import load_base_model
+    from .style_file import free_folder, import_style, read_style_file
+
+    style_file = read_style_file(args.file)
+    free_folder(library, style_file, args.name, args.force)  # a taken name is refused before the model loads
+    model = args.model or style_file.info.base_model
+    base = load_base_model(model, "cpu", "fp32")  # only the weights' fingerprint is needed
+    folder = import_style(library, style_file, base.fingerprint, model, name=args.name, overwrite=args.force)
+    print(f"Imported style '{folder.name}' (trained on {style_file.info.base_model}) into {folder}")
 
 
 def _list_styles(library: StyleLibrary, as_json: bool) -> None:
