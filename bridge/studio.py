@@ -387,6 +387,37 @@ class Studio:
         return status_line(f"Deleted '{name}'."), self.library_rows(), self.style_choices(), self.style_choices()
 
 
+    def export(self, name: str | None) -> tuple:
+        """Write a style into one .restyle file to download (as `restyle styles export`): (status, file)."""
+        from restyle.engine.style_file import SUFFIX, export_style
+
+        try:
+            if not name:
+                raise SettingsError("Pick the style to export.")
+            folder = self.root / "exports" / secrets.token_hex(4)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = export_style(self.protocol.engine.library, name, folder / f"{name}{SUFFIX}")
+        except RestyleError as exc:
+            return status_line(str(exc), error=True), None
+        return status_line(f"Exported '{name}': download {path.name} below."), str(path)
+
+    def import_file(self, upload: str | None) -> tuple:
+        """Install a style from a .restyle file (as `restyle styles import`): (status, rows, style lists)."""
+        from restyle.engine.style_file import import_style, read_style_file
+
+        try:
+            if not upload:
+                raise SettingsError("Drop a .restyle file made by Export (or `restyle styles export`).")
+            engine = self.protocol.engine
+            folder = import_style(engine.library, read_style_file(upload), engine.base.fingerprint,
+                                  engine.base.model_id)
+        except RestyleError as exc:
+            message = str(exc).replace(str(Path(upload).parent) + "/", "") if upload else str(exc)
+            return status_line(message, error=True), _no_change(), _no_change(), _no_change()
+        return (status_line(f"Imported '{folder.name}'."), self.library_rows(), self.style_choices(),
+                self.style_choices())
+
+
 def _replace(message: str, names: dict[str, str]) -> str:
     for path in sorted(names, key=len, reverse=True):
         message = message.replace(path, names[path])
@@ -469,7 +500,7 @@ def build_page(studio: Studio, presets: list[str]):
                                            elem_id="content")
                         with gr.Row():
                             example = gr.Dropdown([p.name for p in studio.settings.examples], value=None,
-                                                  label="Example (or drop a clip)", elem_id="example", min_width=140)
+                                                  label="Example", elem_id="example", min_width=140)
                             style = gr.Dropdown(styles, value=first, label="Style", allow_custom_value=True,
                                                 elem_id="style", min_width=140)
                         gr.Markdown("A blend mixes styles: `accordion:0.7,bird-tweet:0.3`.",
@@ -525,6 +556,12 @@ def build_page(studio: Studio, presets: list[str]):
                     rename = gr.Button("Rename", elem_id="rename")
                     delete = gr.Button("Delete", variant="stop", elem_id="delete")
                     refresh = gr.Button("Refresh", elem_id="refresh")
+                    export = gr.Button("Export", elem_id="export")
+                with gr.Row(equal_height=False):
+                    exported = gr.File(label="Exported style (download)", interactive=False, elem_id="exported",
+                                       height=110)
+                    imported = gr.File(label="Import a .restyle file", file_types=[".restyle"], elem_id="import",
+                                       height=110)
                 library_status = gr.HTML(elem_classes=["restyle-status"], elem_id="library-status")
 
         on = handlers(gr, studio)
@@ -546,6 +583,10 @@ def build_page(studio: Studio, presets: list[str]):
         rename.click(studio.rename, [picked, new_name], lib_out, queue=False)
         delete.click(studio.delete, picked, lib_out, queue=False,
                      js="(name) => (name && confirm(`Delete the style '${name}'? This cannot be undone.`)) ? name : null")
+        export.click(studio.export, picked, [library_status, exported])  # queued: file links get the mount path
+        imported.upload(studio.import_file, imported, lib_out, queue=False)
+        page.load(lambda: (studio.library_rows(), studio.style_choices(), studio.style_choices()), None,
+                  [rows, picked, style], queue=False)
         refresh.click(lambda: (gr.skip(), studio.library_rows(), studio.style_choices(), studio.style_choices()),
                       None, lib_out, queue=False)
     return page

@@ -4,8 +4,10 @@ from uploaded clips, stylize a clip and download it, one-line errors, cancel and
 from __future__ import annotations
 
 import os
+import sys
 import shutil
 from pathlib import Path
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -107,7 +109,7 @@ def upload(page, elem_id: str, files: list[Path]) -> None:
 def set_field(page, elem_id: str, value: object) -> None:
     field = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
     field.fill(str(value))
-    field.press("Tab")
+    field.evaluate("(e) => e.blur()")  # Gradio takes the value on change; Tab would open the next dropdown
 
 
 def status_text(page, elem_id: str, contains: str) -> str:
@@ -220,3 +222,41 @@ def test_cancel_a_running_training_then_resume_it(page, studio, tmp_path):
     page.click("#resume")
     status_text(page, "learn-status", "Learned 'patient'")
     assert len(engine.library.info("patient").loss_history) == stopped + 2
+
+
+def test_library_exports_deletes_imports_and_renames_a_style(page, studio, tmp_path):
+    _url, engine, _work = studio
+    page.on("dialog", lambda dialog: dialog.accept())  # "Delete the style ...?"
+    open_tab(page, "Library")
+    page.click("#library-style input")
+    page.get_by_role("option", name="chimes", exact=True).click()
+    page.click("#export")
+    status_text(page, "library-status", "Exported 'chimes'")
+    link = page.locator("#exported a[href]").first
+    link.wait_for()
+    reply = page.request.get(urljoin(page.url, link.get_attribute("href")))
+    assert reply.ok
+    exported = tmp_path / "chimes.restyle"
+    exported.write_bytes(reply.body())
+    page.locator("#exported").get_by_text("chimes").first.wait_for()
+    assert exported.name == "chimes.restyle"
+    page.click("#delete")
+    status_text(page, "library-status", "Deleted 'chimes'")
+    assert "chimes" not in engine.style_names()
+    page.locator("#import input[type=file]").set_input_files(str(exported))
+    status_text(page, "library-status", "Imported 'chimes'")
+    assert "chimes" in engine.style_names()
+    page.click("#library-style input")
+    page.get_by_role("option", name="chimes", exact=True).click()
+    set_field(page, "new-name", "chimes-2")
+    page.click("#rename")
+    status_text(page, "library-status", "Renamed 'chimes' to 'chimes-2'")
+    assert "chimes-2" in engine.style_names() and "chimes" not in engine.style_names()
+
+
+def test_a_missing_gradio_is_one_line(cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio raises ImportError
+    result = cli("studio", "--no-browser", "--model", "tiny", "--port", "0")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "The studio needs Gradio: pip install 'restyle[studio]'." or \
+        "pip install 'restyle[studio]'" in result.stderr.strip().splitlines()[-1]
