@@ -528,9 +528,9 @@ def build_page(studio: Studio, presets: list[str]):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=300):
                         clips = gr.File(label="Clips of the sound to learn", file_count="multiple",
-                                        file_types=sorted(AUDIO_SUFFIXES), elem_id="clips", height=150)
+                                        file_types=sorted(AUDIO_SUFFIXES), elem_id="clips", height=170)
                         folder = gr.File(label="…or a whole folder", file_count="directory", elem_id="clip-folder",
-                                         height=110)
+                                         height=140)
                     with gr.Column(scale=1, min_width=300):
                         name = gr.Textbox(label="Style name", placeholder="e.g. strings", elem_id="style-name")
                         with gr.Row():
@@ -542,7 +542,7 @@ def build_page(studio: Studio, presets: list[str]):
                                     "name, else the default). Resume continues a cancelled run: same name, same "
                                     "clips, more steps.", elem_classes=["restyle-hint"])
                         with gr.Row():
-                            learn = gr.Button("Start learning", variant="primary", elem_id="learn", min_width=100)
+                            learn = gr.Button("Learn", variant="primary", elem_id="learn", min_width=80)
                             resume = gr.Button("Resume", elem_id="resume", min_width=80)
                             learn_stop = gr.Button("Cancel", variant="stop", elem_id="learn-cancel", min_width=80)
                 learn_status = gr.HTML(elem_classes=["restyle-status"], elem_id="learn-status")
