@@ -3,12 +3,15 @@ from uploaded clips, stylize a clip and download it, one-line errors, cancel and
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import sys
 import shutil
 from pathlib import Path
 from urllib.parse import urljoin
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -260,3 +263,52 @@ def test_a_missing_gradio_is_one_line(cli, monkeypatch):
     assert result.returncode != 0
     assert result.stderr.strip() == "The studio needs Gradio: pip install 'restyle[studio]'." or \
         "pip install 'restyle[studio]'" in result.stderr.strip().splitlines()[-1]
+
+
+def own_address() -> str | None:
+    """This machine's address on its network (not loopback), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+def test_off_loopback_the_studio_needs_an_allowed_network_and_the_token(tiny_base, tmp_path, browser, monkeypatch):
+    from restyle.bridge.studio import open_studio
+
+    own = own_address()
+    if own is None:
+        pytest.skip("this machine has no network address besides loopback")
+    other = "203.0.113.0/24" if ipaddress.ip_address(own) not in ipaddress.ip_network("203.0.113.0/24") \
+        else "198.51.100.0/24"
+    monkeypatch.setenv("RESTYLE_HOME", str(tmp_path / "home"))
+    token_file = tmp_path / "token"
+    token_file.write_text("a-studio-token-of-enough-length\n")
+    protocol = RestyleProtocol(Engine(tiny_base, StyleLibrary(tmp_path / "styles")), Knobs())
+    protocol.start()
+    server, _url, _access = open_studio(protocol, "0.0.0.0", 0, [other], str(token_file))
+    try:
+        refused = httpx.get(f"http://{own}:{server.port}/studio/", timeout=30)
+        assert refused.status_code == 403 and "--allow" in refused.json()["error"]["message"]
+        assert httpx.get(f"http://127.0.0.1:{server.port}/v1/health", timeout=30).status_code == 401
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"http://127.0.0.1:{server.port}/studio/")
+        page.locator("input[type=password]").wait_for()
+        assert page.locator("#stylize").count() == 0
+        page.locator("input[type=text]").first.fill("producer")
+        page.locator("input[type=password]").fill("not-the-token")
+        page.locator("input[type=password]").press("Enter")
+        page.get_by_text("Incorrect", exact=False).first.wait_for()
+        page.locator("input[type=text]").first.fill("producer")
+        page.locator("input[type=password]").fill("a-studio-token-of-enough-length")
+        page.locator("input[type=password]").press("Enter")
+        page.wait_for_selector("#stylize")
+        context.close()
+    finally:
+        server.stop()
+        protocol.stop()
