@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from pathlib import Path
@@ -115,6 +116,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
     from .studio import StudioSettings, import_gradio, open_studio
 
     ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the page phones nobody
     import_gradio()  # a missing extra is one line, before the model loads
     engine = load_engine(args, args.model)
     protocol = RestyleProtocol(engine, Knobs(), learn_steps=args.learn_steps)

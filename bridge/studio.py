@@ -398,8 +398,8 @@ class Studio:
             folder.mkdir(parents=True, exist_ok=True)
             path = export_style(self.protocol.engine.library, name, folder / f"{name}{SUFFIX}")
         except RestyleError as exc:
-            return status_line(str(exc), error=True), None
-        return status_line(f"Exported '{name}': download {path.name} below."), str(path)
+            return status_line(str(exc), error=True), _no_change()
+        return status_line(f"Exported '{name}': download {path.name} below."), _shown(str(path))
 
     def import_file(self, upload: str | None) -> tuple:
         """Install a style from a .restyle file (as `restyle styles import`): (status, rows, style lists)."""
@@ -443,6 +443,12 @@ def _no_change():
     import gradio as gr
 
     return gr.skip()
+
+
+def _shown(value):
+    import gradio as gr
+
+    return gr.update(value=value, visible=True)
 
 
 def _dropdown(choices: list[str]):
@@ -530,7 +536,7 @@ def build_page(studio: Studio, presets: list[str]):
                         clips = gr.File(label="Clips of the sound to learn", file_count="multiple",
                                         file_types=sorted(AUDIO_SUFFIXES), elem_id="clips", height=170)
                         folder = gr.File(label="…or a whole folder", file_count="directory", elem_id="clip-folder",
-                                         height=140)
+                                         height=170)
                     with gr.Column(scale=1, min_width=300):
                         name = gr.Textbox(label="Style name", placeholder="e.g. strings", elem_id="style-name")
                         with gr.Row():
@@ -558,10 +564,10 @@ def build_page(studio: Studio, presets: list[str]):
                     refresh = gr.Button("Refresh", elem_id="refresh")
                     export = gr.Button("Export", elem_id="export")
                 with gr.Row(equal_height=False):
-                    exported = gr.File(label="Exported style (download)", interactive=False, elem_id="exported",
-                                       height=110)
                     imported = gr.File(label="Import a .restyle file", file_types=[".restyle"], elem_id="import",
-                                       height=110)
+                                       height=170)
+                    exported = gr.File(label="Exported style (download)", interactive=False, elem_id="exported",
+                                       visible=False)
                 library_status = gr.HTML(elem_classes=["restyle-status"], elem_id="library-status")
 
         on = handlers(gr, studio)
