@@ -22,7 +22,8 @@ from pathlib import Path
 from restyle.engine import RestyleError, SettingsError
 
 from .http_api import HttpJob, HttpService
-from .jobs import CANCELLED, DONE, FAILED, RUNNING
+from .jobs import CANCELLED, FAILED, RUNNING
+from .spool import upload_suffix
 
 PATH = "/studio"
 MEDIA = "/studio-media"
@@ -156,7 +157,15 @@ class Studio:
             self.media[key] = path
         return key
 
+    def forget(self, take: Take) -> None:
+        """Delete a take that fell out of its session's history, and its links."""
+        with self._lock:
+            self.media.pop(take.content_key, None)
+            self.media.pop(take.key, None)
+        shutil.rmtree(take.path.parent, ignore_errors=True)  # the take, its content copy, its spectrogram
+
     def media_url(self, key: str) -> str:
+        """The link the page plays or downloads a served file from."""
         return f"{MEDIA}/{key}/{self.media[key].name}"
 
     def receive(self, files: list[str], folder: Path, prefix: str) -> tuple[list[Path], dict[str, str]]:
@@ -164,7 +173,7 @@ class Studio:
         paths, names = [], {str(folder): "<upload>"}
         for i, name in enumerate(files, 1):
             with open(name, "rb") as source:
-                path = self.service.spool.receive(source, folder, f"{prefix}-{i}{Path(name).suffix.lower() or '.wav'}")
+                path = self.service.spool.receive(source, folder, f"{prefix}-{i}{upload_suffix(name)}")
             paths.append(path)
             names[str(path)] = Path(name).name
         return paths, names
@@ -302,7 +311,7 @@ class Studio:
         take = self._keep_take(entry, source, history, _session(request))
         history = [take, *history]
         for old in history[self.settings.history:]:
-            old.path.unlink(missing_ok=True)
+            self.forget(old)
         history = history[: self.settings.history]
         yield (status_line(f"Done: {take.path.name} ({take.seconds:.2f} s)."), self.players(take),
                spectrograms(Path(source), take.path, take.style), history, [t.row() for t in history],
