@@ -327,8 +327,8 @@ class HttpServer:
         self.service = service
         self.socket = _bind(host, port)
         self.port = self.socket.getsockname()[1]
-        config = uvicorn.Config(app or create_app(service), log_level="warning", lifespan="off" if app is None else "on",
-                                access_log=False)
+        lifespan = "off" if app is None else "on"  # Gradio starts its queue on the app's start-up
+        config = uvicorn.Config(app or create_app(service), log_level="warning", lifespan=lifespan, access_log=False)
         self.server = uvicorn.Server(config)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},

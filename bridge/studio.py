@@ -38,7 +38,8 @@ PLAYER_JS = """
   document.addEventListener('play', (e) => {
     const other = partner(e.target);
     if (!other) return;
-    if (!other.ended && Math.abs(other.currentTime - e.target.currentTime) > 0.05) e.target.currentTime = other.currentTime;
+    const apart = Math.abs(other.currentTime - e.target.currentTime) > 0.05;
+    if (!other.ended && apart) e.target.currentTime = other.currentTime;
     other.pause();
   }, true);
   document.addEventListener('seeked', (e) => {
@@ -340,7 +341,8 @@ class Studio:
         """The A/B players (original and take), sharing their position, and a download link."""
         a, b = self.media_url(take.content_key), self.media_url(take.key)
         return (f'<div class="restyle-ab">'
-                f'<div class="row"><span>A · original</span><audio data-ab="a" controls preload="auto" src="{a}"></audio></div>'
+                f'<div class="row"><span>A · original</span>'
+                f'<audio data-ab="a" controls preload="auto" src="{a}"></audio></div>'
                 f'<div class="row"><span>B · {html.escape(take.style)}</span>'
                 f'<audio data-ab="b" controls preload="auto" src="{b}"></audio></div>'
                 f'<div class="row"><button class="restyle-ab-switch lg secondary">Switch A/B</button>'
@@ -597,7 +599,8 @@ def build_page(studio: Studio, presets: list[str]):
         lib_out = [library_status, rows, picked, style]
         rename.click(studio.rename, [picked, new_name], lib_out, queue=False)
         delete.click(studio.delete, picked, lib_out, queue=False,
-                     js="(name) => (name && confirm(`Delete the style '${name}'? This cannot be undone.`)) ? name : null")
+                     js="(name) => (name && confirm(`Delete the style '${name}'? This cannot be undone.`)) ? name "
+                        ": null")
         export.click(studio.export, picked, [library_status, exported])  # queued: file links get the mount path
         imported.upload(studio.import_file, imported, lib_out, queue=False)
         page.load(lambda: (studio.library_rows(), studio.style_choices(), studio.style_choices()), None,
