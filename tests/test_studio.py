@@ -321,3 +321,12 @@ def test_off_loopback_the_studio_needs_an_allowed_network_and_the_token(tiny_bas
     finally:
         server.stop()
         protocol.stop()
+
+
+def test_cancel_a_running_stylize(page, studio, tmp_path):
+    upload(page, "content", [wav(tmp_path / "long-take.wav", 60.0, 22050, 1)])
+    page.click("#stylize")
+    status_text(page, "stylize-status", "step")
+    page.click("#stylize-cancel")
+    assert "Stylizing was cancelled." in status_text(page, "stylize-status", "cancelled")
+    assert page.locator("audio[data-ab=b]").count() == 0  # no take from a cancelled job
