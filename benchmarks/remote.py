@@ -62,7 +62,7 @@ def clip(seconds: float, rate: int, channels: int, seed: int) -> bytes:
 
 def start(setup: str, model: str, port: int, home: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "restyle", "serve", "--model", model, "--http", str(port),
-               "--port", str(free_port()), "--style", STYLE[model], "--queue", "64", "--per-client", "64"]
+               "--port", str(free_port()), "--queue", "64", "--per-client", "64"]
     if setup.startswith("ray"):
         command += ["--ray", "--replicas", setup[3:], "--cpus-per-replica", "1"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", RESTYLE_HOME=str(home))

@@ -22,7 +22,7 @@ from restyle.engine.progress import Progress
 from restyle.options import ProgressBar, new_parser, run
 
 from .client import Event, RestyleClient, ServerError
-from .wire import DEFAULT_PORT
+from .wire import DEFAULT_PORT, display_value
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict:
@@ -30,16 +30,16 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     send = commands.add_parser("send", help="send an audio file to a running server and wait for the result")
     send.add_argument("input", help="audio file (its path must be readable by the server)")
     _add_server_options(send)
-    send.add_argument("--style")
-    send.add_argument("--strength", type=float)
-    send.add_argument("--scale", type=float)
-    send.add_argument("--steps", type=int)
-    send.add_argument("--seed", type=int)
+    send.add_argument("--style", help="style name or blend (default: the server's style knob)")
+    send.add_argument("--strength", type=float, help="above 0 up to 1 (default: the server's strength knob)")
+    send.add_argument("--scale", type=float, help="0..30 (default: the server's scale knob)")
+    send.add_argument("--steps", type=int, help="sampler steps (default: the server's)")
+    send.add_argument("--seed", type=int, help="random seed (default: the server's, 0)")
     send.add_argument("--start", type=float, help="region start in seconds")
     send.add_argument("--end", type=float, help="region end in seconds")
     send.add_argument("-o", "--output", help="output file, which must not exist yet (default: a fresh name chosen "
                                             "by the server, next to the input)")
-    send.add_argument("--stereo", action="store_true")
+    send.add_argument("--stereo", action="store_true", help="stylize each channel (default: a mono mix)")
     _add_job_options(send)
 
     learn = commands.add_parser("learn", help="learn a new style on a running server (its model, its queue)")
@@ -54,7 +54,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
 
     status = commands.add_parser("status", help="show a running server's queue, knobs and styles")
     _add_server_options(status)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print the report as JSON")
     status.add_argument("--result-file", metavar="FILE", help="also write the report (or the error) as JSON to FILE")
     return COMMANDS
 
@@ -72,7 +72,7 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                         help="wait for the result (default) or return once the job is accepted")
-    parser.add_argument("--stall", type=float, default=30.0, help="give up when the server is silent this long")
+    parser.add_argument("--stall", type=float, default=30.0, help="give up when the server is silent this many seconds (default 30)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--result-file", metavar="FILE", help="also write the result (or the error) as JSON to "
                                                              "FILE, atomically: for DAW scripts that poll for it")
@@ -336,7 +336,7 @@ def _status(args: argparse.Namespace) -> dict:
         flat = client.request("knobs")
         styles = client.request("styles/list")
     return {"server": f"{args.host}:{args.port}", "protocol": version, "queued": queued, "running": running or None,
-            "knobs": dict(zip(flat[::2], flat[1::2])), "styles": [str(s) for s in styles]}
+            "knobs": {name: display_value(value) for name, value in zip(flat[::2], flat[1::2])}, "styles": [str(s) for s in styles]}
 
 
 def _absolute(path: str) -> str:

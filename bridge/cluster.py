@@ -54,6 +54,7 @@ class ClusterSettings:
     max_queued: int = 64
     learn_steps: int = 3000
     style: str = ""  # the style knob's starting value
+    sampler: SamplerSettings = SamplerSettings()  # the defaults jobs start from (solver, steps...)
     allow: tuple[str, ...] = ()
     token: str | None = None
     spool_root: str = ""
@@ -168,7 +169,7 @@ class ClusterProtocol(Submissions):
         self.worker = worker
         self.engine = Catalog(StyleLibrary(settings.styles_dir), settings.limits,
                               lambda: worker.describe.remote().result())
-        self.knobs = Knobs(style=settings.style, settings=SamplerSettings())
+        self.knobs = Knobs(style=settings.style, settings=settings.sampler)
         self.learn_steps = settings.learn_steps
         self.jobs = JobQueue(self._run, lambda job, event: None, max_queued=settings.max_queued,
                              workers=settings.replicas)

@@ -1,18 +1,22 @@
-"""The bridge's commands: ``restyle serve`` and ``restyle daw`` (gathered by restyle/cli.py with the others)."""
+"""The bridge's commands: ``restyle serve`` (gathered by restyle/cli.py with the others)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import threading
 from pathlib import Path
 
-from restyle.engine import SettingsError
+from restyle import logs
+from restyle.engine.errors import SettingsError
 from restyle.options import add_backend_options, add_library_option, add_model_options, load_engine, note
 
 from .daw_install import HOSTS
 from .wire import DEFAULT_PORT
+
+LOG = logging.getLogger(__name__)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict:
@@ -21,16 +25,26 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
 
     serve = commands.add_parser("serve", help="run the engine for DAWs: OSC over UDP and TCP, optional MIDI knobs")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="UDP and TCP port")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"UDP and TCP port (default: {DEFAULT_PORT})")
     serve.add_argument("--allow", action="append", default=[], metavar="NETWORK",
-                       help="client network allowed when --host is not loopback, e.g. 192.168.1.0/24 (repeatable)")
+                       help="client network allowed when --host is not loopback, e.g. 192.168.1.0/24 "
+                            "(repeatable; default: loopback clients only)")
     serve.add_argument("--allow-dir", action="append", default=[], metavar="FOLDER",
-                       help="only read inputs under these folders; results may be written there too (repeatable)")
+                       help="only read inputs under these folders; results may be written there "
+                            "too (repeatable; default: anywhere)")
     serve.add_argument("--output-dir", help="where results go when a request names no output (default: "
                                             "next to the input)")
-    serve.add_argument("--style", default="", help="the style knob's starting value")
-    serve.add_argument("--queue", type=int, default=16, help="jobs that may wait")
-    serve.add_argument("--learn-steps", type=int, default=3000, help="training steps for styles learned over OSC")
+    serve.add_argument("--style", default="", help="the style knob's starting value; the strength and scale knobs "
+                                                   "start at its recommended values (default: none)")
+    serve.add_argument("--strength", type=float, help="the strength knob's starting value, above 0 up to 1 "
+                                                      "(default: the style's recommended strength, else 0.7)")
+    serve.add_argument("--scale", type=float, help="the scale knob's starting value, 0..30 (default: the style's "
+                                                   "recommended scale, else 5.0)")
+    serve.add_argument("--sampler", help="diffusion solver for every job, as stylize --sampler (default: the "
+                                         "engine's default, docs/performance.md)")
+    serve.add_argument("--queue", type=int, default=16, help="jobs that may wait (default: 16)")
+    serve.add_argument("--learn-steps", type=int, default=3000,
+                       help="training steps for styles learned over OSC (default: 3000)")
     http = serve.add_argument_group("HTTP API (audio over the network: docs/remote.md)")
     http.add_argument("--http", type=int, metavar="PORT", help="also serve the HTTP API on this TCP port (default: off)")
     http.add_argument("--token-file", metavar="FILE",
@@ -49,11 +63,14 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     ray.add_argument("--gpus-per-replica", type=float, default=None,
                      help="GPUs each replica reserves (default: 1 when this machine has a GPU, else 0)")
     ray.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs each replica reserves (default 1)")
-    serve.add_argument("--midi", metavar="PORT", help="MIDI input port name (or 'virtual' for a virtual port)")
-    serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs (default: presets/midi/generic.toml)")
-    add_model_options(serve, DEFAULT_MODEL)
+    serve.add_argument("--midi", metavar="PORT", help="MIDI input port name, or 'virtual' for a virtual port "
+                                                      "(default: no MIDI)")
+    serve.add_argument("--midi-map", metavar="FILE", help="TOML map of CCs to knobs, or a shipped map's name: generic, korg-nanokontrol2, akai-mpk-mini-mk3 "
+                            "(default: generic)")
+    add_model_options(serve, None, f"the style's own base model with --style, else {DEFAULT_MODEL}")
     add_backend_options(serve)
     add_library_option(serve)
+    logs.add_log_options(serve)
 
     daw = commands.add_parser("daw", help="install the DAW scripts (REAPER, Ableton Live, Pure Data) where the host "
                                           "looks for them")
@@ -161,7 +178,7 @@ def _start_http(args: argparse.Namespace, protocol):
     return http
 
 
-def _serve_cluster(args: argparse.Namespace) -> int:
+def _serve_cluster(args: argparse.Namespace, model: str) -> int:
     """``serve --ray``: the HTTP API from Ray Serve replicas until SIGINT/SIGTERM (bridge/cluster.py)."""
     try:
         from .cluster import ClusterSettings, run_cluster, stop_cluster
@@ -182,10 +199,10 @@ def _serve_cluster(args: argparse.Namespace) -> int:
 
         gpus = 1.0 if torch.cuda.is_available() else 0.0
     settings = ClusterSettings(
-        model=args.model, replicas=args.replicas, gpus_per_replica=gpus, cpus_per_replica=args.cpus_per_replica,
+        model=model, replicas=args.replicas, gpus_per_replica=gpus, cpus_per_replica=args.cpus_per_replica,
         device=args.device, dtype=args.dtype, styles_dir=str(default_styles_dir(args.styles_dir)),
         limits=AudioLimits(max_seconds=args.max_seconds), max_queued=args.queue, learn_steps=args.learn_steps,
-        style=args.style, allow=tuple(args.allow), token=token, spool_root=str(spool_root),
+        style=args.style, sampler=starting_settings(args), allow=tuple(args.allow), token=token, spool_root=str(spool_root),
         spool=SpoolSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), keep_seconds=args.keep_results * 60),
         http=HttpSettings(per_client=args.per_client))
     stop = threading.Event()
@@ -199,24 +216,35 @@ def _serve_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Load the engine, listen for OSC (and MIDI) until SIGINT/SIGTERM."""
+    """Check the options, load the engine, listen for OSC (and MIDI) until SIGINT/SIGTERM."""
+    handlers = logs.configure(logs.settings_from(args))
+    try:
+        return _serve(args, handlers[-1])
+    finally:
+        logs.unconfigure(handlers)
+
+
+def _serve(args: argparse.Namespace, log_handler) -> int:
     from .knobs import Knobs
     from .midi import start_midi
-    from .osc_server import ClientFilter, OscServer
+    from .osc_server import OscServer
     from .paths import PathPolicy
     from .protocol import RestyleProtocol
 
-    ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
+    model = check_serve_options(args)  # every mistake is reported before the model loads
     if args.ray is not None:
-        return _serve_cluster(args)
-    engine = load_engine(args, args.model)
+        return _serve_cluster(args, model)
+    note(f"log: {getattr(log_handler, 'baseFilename', 'console only')}")
+    LOG.info("restyle serve starting: model %s, %s:%s", model, args.host, args.port)
+    engine = load_engine(args, model)
     policy = PathPolicy(tuple(Path(d).expanduser().resolve() for d in args.allow_dir),
                         Path(args.output_dir).expanduser().resolve() if args.output_dir else None)
-    knobs = Knobs(style=args.style)
+    knobs = Knobs(style=args.style, settings=starting_settings(args, engine))
     protocol = RestyleProtocol(engine, knobs, policy, max_queued=args.queue, learn_steps=args.learn_steps)
     server = OscServer(protocol, args.host, args.port, allow=args.allow)
     midi = start_midi(args.midi, args.midi_map, knobs, protocol)
     note(midi.describe())
+    LOG.info("knobs: %s; %s", knobs.snapshot(), midi.describe())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -226,8 +254,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
           flush=True)
     stop.wait()
     note("Stopping: cancelling jobs; no half-written files are left.")
+    LOG.info("restyle serve stopping")
     midi.close()
     if http is not None:
         http.stop()
     server.stop()
     return 0
+
+
+def check_serve_options(args: argparse.Namespace) -> str:
+    """Refuse bad options before anything heavy loads; returns the base model to load."""
+    from restyle.engine import SamplerSettings
+    from restyle.engine.base_model import DEFAULT_MODEL
+    from restyle.engine.library import StyleLibrary
+
+    from .midi import MidiMap
+    from .osc_server import ClientFilter
+
+    ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
+    SamplerSettings(strength=0.7 if args.strength is None else args.strength,  # checked when made
+                    scale=5.0 if args.scale is None else args.scale, **_sampler(args))
+    if args.midi_map:
+        MidiMap.load(args.midi_map)
+    for folder in args.allow_dir:
+        if not Path(folder).expanduser().is_dir():
+            raise SettingsError(f"--allow-dir {folder} is not a folder.")
+    if args.style:
+        info = StyleLibrary(args.styles_dir).info(args.style)  # an unknown or damaged style: one line now
+        return args.model or info.base_model
+    return args.model or DEFAULT_MODEL
+
+
+def starting_settings(args: argparse.Namespace, engine=None):
+    """The knobs' first values: --strength/--scale/--sampler where given, else the style's recommended ones
+    (with no engine, as on the Ray front: the published defaults)."""
+    from dataclasses import replace
+
+    from restyle.engine import SamplerSettings
+
+    use_style = args.style and engine is not None
+    settings = engine.recommended_settings(engine.style_mix(args.style)) if use_style else SamplerSettings()
+    given = {"strength": args.strength, "scale": args.scale, **_sampler(args)}
+    return replace(settings, **{k: v for k, v in given.items() if v is not None})
+
+
+def _sampler(args: argparse.Namespace) -> dict:
+    sampler = getattr(args, "sampler", None)
+    return {"sampler": sampler} if sampler else {}

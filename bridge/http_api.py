@@ -249,48 +249,49 @@ def _owner(request: Request) -> str:
 
 
 def _queue_stylize(service: HttpService, owner: str, audio: UploadFile, options: dict) -> dict:
-    folder = service.spool.new_folder()
     client_name = display_name(audio.filename)
-    entry = None
-    try:
+
+    def fill(folder: Path, names: dict[str, str]) -> Job:
         source = service.spool.receive(audio.file, folder, "input" + upload_suffix(audio.filename))
-        names = {str(source): client_name, str(folder): "<upload>"}
+        names[str(source)] = client_name
         stem = Path(client_name).stem[:100] or "upload"
-        try:
-            job = service.protocol.submit_stylize(source, options, folder, stem, owner, service.settings.per_client)
-        except RestyleError as exc:
-            raise type(exc)(_replace(str(exc), names)) from None
-        entry = HttpJob(job, folder, names)
-        with service._lock:
-            service.jobs[job.id] = entry
-        return service.view(entry)
-    finally:
-        if entry is None:
-            service.spool.remove(folder)
+        return service.protocol.submit_stylize(source, options, folder, stem, owner, service.settings.per_client)
+
+    return _queue_in_spool(service, fill)
 
 
 def _queue_learn(service: HttpService, owner: str, name: str, clips: list[UploadFile], steps: int | None) -> dict:
     if not clips:
         raise SettingsError("Upload one or more audio clips of the sound to learn.")
-    folder = service.spool.new_folder()
-    entry = None
-    try:
-        paths, names = [], {str(folder): "<upload>"}
+
+    def fill(folder: Path, names: dict[str, str]) -> Job:
+        paths = []
         for i, clip in enumerate(clips, 1):
             path = service.spool.receive(clip.file, folder, f"clip-{i}{upload_suffix(clip.filename)}")
             paths.append(path)
             names[str(path)] = display_name(clip.filename)
-        try:
-            job = service.protocol.submit_learn(name, paths, owner, service.settings.per_client, steps)
-        except RestyleError as exc:
-            raise type(exc)(_replace(str(exc), names)) from None
-        entry = HttpJob(job, folder, names)
-        with service._lock:
-            service.jobs[job.id] = entry
-        return service.view(entry)
-    finally:
-        if entry is None:
-            service.spool.remove(folder)
+        return service.protocol.submit_learn(name, paths, owner, service.settings.per_client, steps)
+
+    return _queue_in_spool(service, fill)
+
+
+def _queue_in_spool(service: HttpService, fill) -> dict:
+    """Run ``fill(folder, names)`` (store the uploads, queue the job) in a fresh spool folder; on any failure the
+    folder is deleted and the error names the client's files, never server paths."""
+    folder = service.spool.new_folder()
+    names = {str(folder): "<upload>"}
+    try:
+        job = fill(folder, names)
+    except RestyleError as exc:
+        service.spool.remove(folder)
+        raise type(exc)(_replace(str(exc), names)) from None
+    except BaseException:
+        service.spool.remove(folder)
+        raise
+    entry = HttpJob(job, folder, names)
+    with service._lock:
+        service.jobs[job.id] = entry
+    return service.view(entry)
 
 
 def _replace(message: str, names: dict[str, str]) -> str:

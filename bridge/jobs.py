@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from restyle.engine import CancelledError, RestyleError
 
+LOG = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
 
@@ -48,6 +50,11 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in (DONE, FAILED, CANCELLED)
+
+
+def summarize_params(params: dict) -> str:
+    """A job's parameters for the log, one ``name=value`` each (paths and settings, never audio)."""
+    return ", ".join(f"{name}={value}" for name, value in params.items() if value is not None)
 
 
 Runner = Callable[[Job], dict]
@@ -173,16 +180,22 @@ class JobQueue:
                     continue
                 job.state, job.attempts = RUNNING, 1
                 self._running.append(job)
+            started = time.monotonic()
+            LOG.info("%s %s started: %s", job.kind, job.id, summarize_params(job.params))
             self.events(job, "started")
             try:
                 job.result = self.runner(job)
                 job.state = DONE
+                LOG.info("%s %s done in %.1f s: %s", job.kind, job.id, time.monotonic() - started, job.result)
             except CancelledError:
                 job.state = CANCELLED
+                LOG.info("%s %s cancelled after %.1f s", job.kind, job.id, time.monotonic() - started)
             except RestyleError as exc:
                 job.state, job.error = FAILED, (exc.code, str(exc))
+                LOG.warning("%s %s failed (%s): %s", job.kind, job.id, exc.code, exc)
             except Exception as exc:  # an engine bug must not stop the server: report it and go on
                 job.state, job.error = FAILED, ("internal", f"Unexpected engine error: {type(exc).__name__}: {exc}")
+                LOG.exception("%s %s failed with an internal error", job.kind, job.id)
             finally:
                 with self._lock:
                     self._running.remove(job)

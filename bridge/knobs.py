@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from restyle.engine import SamplerSettings, SettingsError
 
 
+MAX_SCALE = 30.0  # SamplerSettings accepts scale 0..30; tests/test_newcomer.py checks both agree
+
+
 @dataclass(frozen=True)
 class KnobRange:
     """A numeric knob's range; ``integer`` knobs round to whole numbers."""
@@ -30,11 +33,12 @@ class KnobRange:
 
 RANGES = {
     "strength": KnobRange(0.01, 1.0),
-    "scale": KnobRange(0.0, 15.0),  # the sampler accepts up to 30; past 15 results are rarely useful on a knob
+    "scale": KnobRange(0.0, MAX_SCALE),  # the engine's range (SamplerSettings), so OSC and the CLI agree
     "steps": KnobRange(1, 200, integer=True),
     "seed": KnobRange(0, 2**31 - 1, integer=True),
 }
 NAMES = ("style", *RANGES)
+
 
 Listener = Callable[[str, object], None]
 
@@ -49,6 +53,7 @@ class Knobs:
             "steps": settings.steps, "seed": settings.seed,
         }
         self._listeners: list[Listener] = []
+        self._sampler = settings.sampler  # not a knob: the server's solver, fixed at start
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -97,7 +102,7 @@ class Knobs:
         values = self.snapshot()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return SamplerSettings(strength=float(values["strength"]), scale=float(values["scale"]),
-                               steps=int(values["steps"]), seed=int(values["seed"]))
+                               steps=int(values["steps"]), seed=int(values["seed"]), sampler=self._sampler)
 
     @staticmethod
     def _check(name: str) -> None:

@@ -105,7 +105,11 @@ class MidiMap:
 
     @classmethod
     def load(cls, path: str | Path) -> "MidiMap":
+        """A map from a TOML file, or a shipped one by name (``korg-nanokontrol2``, ``akai-mpk-mini-mk3``, ``generic``)."""
         path = Path(path)
+        shipped = shipped_path("restyle.presets", "midi")
+        if not path.exists() and (shipped / f"{path.stem}.toml").is_file() and path.parent == Path("."):
+            path = shipped / f"{path.stem}.toml"
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -238,7 +242,9 @@ def start_midi(port_name: str | None, map_path: str | None, knobs: Knobs, protoc
             port = mido.open_input("Restyle", virtual=True, callback=handler.handle)
         else:
             port = mido.open_input(port_name, callback=handler.handle)
-    except (OSError, ImportError) as exc:  # no sound system (containers, CI), no backend, or no such port
+    except ImportError:  # python-rtmidi, mido's backend, is the optional `midi` extra
+        return MidiInput(handler, reason="MIDI needs python-rtmidi: pip install 'restyle[midi]'; serving without MIDI")
+    except OSError as exc:  # no sound system (containers, CI) or no such port
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return MidiInput(handler, reason=f"cannot open MIDI port '{port_name}' here: {first_line}; serving without MIDI")
     return MidiInput(handler, port)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import ipaddress
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +36,7 @@ VERSION = "1"
 RETRY_WINDOW = 120.0  # seconds in which the same request from the same client is a retry; later a new request
 REGISTRATION_SECONDS = 600.0  # a hello registration lapses after this long without a request from its client
 MAX_REGISTRATIONS = 256
+LOG = logging.getLogger(__name__)
 STYLIZE_OPTIONS = {"start", "end", "style", "strength", "scale", "steps", "seed", "output", "stereo", "brs"}
 
 
@@ -45,6 +47,25 @@ class Peer(Interface):
     host: str
 
     def send(self, address: str, args: list) -> None: ...
+
+
+def summarize_args(args: list, limit: int = 12, width: int = 80) -> str:
+    """A request's arguments for the log: long text shortened, binary data (audio) only counted."""
+    shown = []
+    for value in args[:limit]:
+        if isinstance(value, (bytes, bytearray)):
+            shown.append(f"<{len(value)} bytes>")
+        else:
+            text = repr(value)
+            shown.append(text if len(text) <= width else text[: width - 3] + "...")
+    more = f" (+{len(args) - limit} more)" if len(args) > limit else ""
+    return " ".join(shown) + more
+
+
+def describe_peer(peer: Peer) -> str:
+    """A client as the log names it: transport, host and port."""
+    key = peer.key
+    return f"{key[0]} {key[1]}:{key[2]}" if isinstance(key, tuple) and len(key) == 3 else str(key)
 
 
 def _key(request_id: object) -> str:
@@ -151,6 +172,7 @@ class RestyleProtocol(Submissions):
     def handle_message(self, message: OscMessage, peer: Peer) -> None:
         args = list(message.params)
         request_id = args[0] if args else ""
+        LOG.info("request %s from %s: %s", message.address, describe_peer(peer), summarize_args(args))
         handlers = list(self.dispatcher.handlers_for_address(message.address))
         if not handlers:
             self.reply_error(peer, request_id, "unknown_address", f"No such address: {message.address}.")
@@ -165,8 +187,10 @@ class RestyleProtocol(Submissions):
             try:
                 handler.invoke(peer, message)
             except RestyleError as exc:
+                LOG.info("refused %s from %s: %s", message.address, describe_peer(peer), exc)
                 self.reply_error(peer, request_id, exc.code, str(exc))
             except Exception as exc:  # a bug must cost one error reply, never the server
+                LOG.exception("internal error handling %s from %s", message.address, describe_peer(peer))
                 self.reply_error(peer, request_id, "internal", f"{type(exc).__name__}: {exc}")
 
     # -- replies ------------------------------------------------------------------------------------------------
@@ -215,6 +239,8 @@ class RestyleProtocol(Submissions):
             self._routes[peer.key] = (target, time.monotonic())
             while len(self._routes) > MAX_REGISTRATIONS:
                 self._routes.popitem(last=False)
+        LOG.info("client %s registered; replies go to %s", describe_peer(peer),
+                 f"{target.address[0]}:{target.address[1]}" if hasattr(target, "address") else describe_peer(target))
         self.send(target, "hello", [request_id, "ok", VERSION])
 
     def stylize(self, peer: Peer, _address: str, request_id: object, input_path: object, *options: object) -> None:
@@ -321,6 +347,7 @@ class RestyleProtocol(Submissions):
         target = self.reply_target(peer)
         with self._lock:
             self._subscribers[target.key] = target
+        LOG.info("client %s subscribed to knob changes", describe_peer(target))
         self.send(target, "subscribe", [request_id, "ok"])
 
     def unsubscribe(self, peer: Peer, _address: str, request_id: object) -> None:

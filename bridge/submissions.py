@@ -68,8 +68,7 @@ class Submissions:
             steps=option_value(options, "steps", as_int), seed=option_value(options, "seed", as_int),
         )
         if "brs" in options:
-            settings = replace(settings, brs=as_bool(options["brs"], "brs"))
-        settings.validate()
+            settings = replace(settings, brs=as_bool(options["brs"], "brs"))  # checked again when made
         mix = self.engine.style_mix(style)  # unknown styles and other base models are refused here
         return {
             "input": source, "style": style, "settings": settings, "label": mix.label,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .atomic import atomic_path
 from .errors import AudioError, OutputExistsError
 from .outputs import OUTPUT_SUFFIXES
 
+WAVE_FORMAT_IEEE_FLOAT = 3
 SILENCE_PEAK = 1e-5  # -100 dBFS: below this a clip holds nothing to learn from or stylize
 
 
@@ -141,15 +143,39 @@ def write_audio(path: str | os.PathLike, clip: Clip, overwrite: bool = True) -> 
     if not np.all(np.isfinite(clip.samples)):
         raise AudioError(f"The result for {path.name} holds NaN or infinite samples, so it was not written; check "
                          "the settings and the style (`restyle styles show NAME`).")
-    subtype = "FLOAT" if path.suffix.lower() in {".wav", ".aiff", ".aif"} else None
+    suffix = path.suffix.lower()
+    subtype = "FLOAT" if suffix in {".aiff", ".aif"} else None
     samples = clip.samples
-    if subtype is None:  # formats without float samples: keep the signal inside full scale
+    if subtype is None and suffix != ".wav":  # formats without float samples: keep the signal inside full scale
         samples = np.clip(samples, -1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(path, replace=overwrite) as tmp:
-            sf.write(str(tmp), samples.T, clip.sample_rate, subtype=subtype)
+            if suffix == ".wav":
+                write_float_wav(tmp, samples, clip.sample_rate)
+            else:
+                sf.write(str(tmp), samples.T, clip.sample_rate, subtype=subtype)
     except FileExistsError:
         raise OutputExistsError(f"{path} appeared while the result was made and was kept; nothing was replaced. "
                                 "Choose another name.") from None
     return path
+
+
+def float_wav_header(channels: int, frames: int, sample_rate: int) -> bytes:
+    """A canonical 32-bit float WAV header: an 18-byte fmt chunk (cbSize 0, as the WAV spec asks of non-PCM
+    formats), a fact chunk, then the data chunk's header. libsndfile writes a 16-byte fmt chunk, which sox warns about.
+    """
+    data_bytes = channels * frames * 4
+    fmt = struct.pack("<HHIIHHH", WAVE_FORMAT_IEEE_FLOAT, channels, sample_rate, sample_rate * channels * 4,
+                      channels * 4, 32, 0)
+    chunks = (b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"fact" + struct.pack("<II", 4, frames)
+              + b"data" + struct.pack("<I", data_bytes))
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks) + data_bytes) + b"WAVE" + chunks
+
+
+def write_float_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write (channels, samples) audio as a plain IEEE-float WAV file that every reader takes without a warning."""
+    interleaved = np.ascontiguousarray(samples.T, dtype="<f4")
+    with open(path, "wb") as out:
+        out.write(float_wav_header(samples.shape[0], samples.shape[1], sample_rate))
+        out.write(interleaved.tobytes())

@@ -34,12 +34,12 @@ class TorchVae:
 
     @torch.inference_mode()
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        with self.base.autocast():
+        with self.base.vae_autocast():
             return self.base.vae.encode(image).latent_dist.mean.float()
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        with self.base.autocast():
+        with self.base.vae_autocast():
             return self.base.vae.decode(latents).sample.float()
 
 
@@ -68,13 +68,17 @@ def backend_for_styles(name: str, adapters: bool) -> str:
     return "torch" if name == "auto" and adapters else name
 
 
-def create_backend(base: BaseModel, name: str = "torch", onnx_dir: str | os.PathLike | None = None) -> Backend:
+def create_backend(base: BaseModel, name: str = "torch", onnx_dir: str | os.PathLike | None = None,
+                   compile: bool = False) -> Backend:
+    """The backend ``name`` for ``base``; ``compile`` runs the torch UNet through torch.compile (torch only)."""
     if name not in BACKENDS:
         raise SettingsError(f"Unknown backend '{name}': use {', '.join(BACKENDS)}.")
     if name == "auto":
         name = auto_backend(base.device, base.dtype, onnx_dir is not None or _cached_export(base))
     if name == "torch":
-        return Backend("torch", TorchUNet(base), TorchVae(base))
+        return Backend("torch", TorchUNet(base, compile), TorchVae(base), "torch, compiled UNet" if compile else "")
+    if compile:
+        raise SettingsError("--compile applies to the torch backend only; drop it or use --backend torch.")
     from .onnx_backend import load_onnx_models
 
     unet, vae, detail = load_onnx_models(base, Path(onnx_dir) if onnx_dir else None)

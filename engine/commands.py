@@ -22,7 +22,7 @@ from .base_model import DEFAULT_MODEL
 from .errors import BaseModelMismatchError, CancelledError, DamagedStyleError
 from .library import StyleLibrary
 from .mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE
-from .sampler import SamplerSettings
+from .sampler import DEFAULT_SAMPLER, SAMPLERS, SamplerSettings
 from .style import parse_style_mix
 from .training import TrainSettings
 
@@ -33,19 +33,21 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     train.add_argument("name", help="the style's name")
     train.add_argument("clips", nargs="+", help="audio files or folders")
     defaults = TrainSettings()
-    train.add_argument("--steps", type=int, default=defaults.steps)
-    train.add_argument("--lr", type=float, default=defaults.learning_rate, help="AdamW learning rate")
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--steps", type=int, default=defaults.steps,
+                       help=f"training steps (default {defaults.steps})")
+    train.add_argument("--lr", type=float, default=defaults.learning_rate, help=f"AdamW learning rate (default {defaults.learning_rate:g})")
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help=f"style images per step (default {defaults.batch_size})")
+    train.add_argument("--seed", type=int, default=defaults.seed, help=f"random seed (default {defaults.seed})")
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N",
-                       help="save a checkpoint every N steps...")
+                       help=f"save a checkpoint every N steps (default {defaults.checkpoint_every})...")
     train.add_argument("--checkpoint-seconds", type=float, default=defaults.checkpoint_seconds, metavar="S",
                        help="...and at least every S seconds (default: a minute)")
-    train.add_argument("--init-word", default=defaults.init_word, help="word whose embedding the style starts from")
+    train.add_argument("--init-word", default=defaults.init_word, help=f"word whose embedding the style starts from (default '{defaults.init_word}')")
     train.add_argument("--adapter", default="none", metavar="none|lora[:RANK]",
                        help="none (default): the method's embedding-only style; lora[:RANK] also learns a small LoRA "
                             "on the UNet's attention (rank 4 unless given), for sounds the base model never made")
-    train.add_argument("--adapter-lr", type=float, default=ADAPTER_LR, help="AdamW learning rate of the LoRA")
+    train.add_argument("--adapter-lr", type=float, default=ADAPTER_LR, help=f"AdamW learning rate of the LoRA (default {ADAPTER_LR:g})")
     train.add_argument("--preset", help="recommended scale/strength from presets/styles (default: the preset "
                                          "named like the style, else 5.0 / 0.7)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
@@ -60,8 +62,11 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     stylize.add_argument("--strength", type=float,
                          help="above 0, up to 1: how far from the original (style's default)")
     stylize.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
-    stylize.add_argument("--steps", type=int, default=SamplerSettings().steps)
-    stylize.add_argument("--seed", type=int, default=0)
+    stylize.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                         help=f"diffusion solver (default: {DEFAULT_SAMPLER}; docs/performance.md compares them)")
+    stylize.add_argument("--steps", type=int, default=SamplerSettings().steps,
+                         help=f"schedule length; strength x steps of them run (default: {SamplerSettings().steps})")
+    stylize.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same result (default 0)")
     stylize.add_argument("--no-brs", action="store_true", help="plain noise instead of bias-reduced stylization")
     stylize.add_argument("--stereo", action="store_true", help="stylize each channel (default: a mono mix)")
     stylize.add_argument("--start", type=float, help="region start in seconds")
@@ -70,6 +75,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
                                                 "INPUT_STYLE-2.wav... if taken); an existing file is refused")
     stylize.add_argument("--overwrite", action="store_true", help="replace the -o file if it exists")
     stylize.add_argument("--json", action="store_true", help="print the result as JSON")
+    stylize.add_argument("--compile", action="store_true",
+                         help="torch.compile the UNet (torch backend; the first run compiles for minutes, then "
+                              "cached; worth it on a GPU for many clips; default: off)")
     add_model_options(stylize, None)
     add_backend_options(stylize)
     add_library_option(stylize)
@@ -77,10 +85,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     styles = commands.add_parser("styles", help="list, show, remove, rename, export or import styles")
     actions = styles.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="all styles")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
     show = actions.add_parser("show", help="one style's details")
     show.add_argument("name")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="every field of style.json")
     remove = actions.add_parser("rm", help="delete a style")
     remove.add_argument("name")
     rename = actions.add_parser("rename", help="rename a style")
@@ -110,10 +118,10 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     evaluate.add_argument("--prompt", help="text for SF (text) (default: the style's name)")
     evaluate.add_argument("--scale", help="with --run: one value or a grid, e.g. 3,4.5,6")
     evaluate.add_argument("--strength", help="with --run: one value or a grid, e.g. 0.3,0.45,0.6")
-    evaluate.add_argument("--steps", type=int, default=50)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--out", default="restyle-eval", help="folder for results (and --run's audio)")
-    evaluate.add_argument("--clap", default="laion/clap-htsat-unfused", help="CLAP hub id or folder ('tiny': tests)")
+    evaluate.add_argument("--steps", type=int, default=50, help="with --run: sampler steps (default 50)")
+    evaluate.add_argument("--seed", type=int, default=0, help="with --run: random seed (default 0)")
+    evaluate.add_argument("--out", default="restyle-eval", help="folder for results (and --run's audio) (default restyle-eval)")
+    evaluate.add_argument("--clap", default="laion/clap-htsat-unfused", help="CLAP hub id or folder ('tiny': tests) (default laion/clap-htsat-unfused)")
     evaluate.add_argument("--write-recommended", action="store_true",
                           help="store the balanced Pareto setting as the style's recommended scale/strength")
     add_model_options(evaluate, None)
@@ -121,20 +129,21 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
 
     export = commands.add_parser("export-onnx", help="export the base model's UNet and VAE to ONNX for --backend onnx")
     export.add_argument("--out", help="export folder (default: the engine's cache, where --backend onnx finds it)")
-    export.add_argument("--precision", default="fp32", help="fp32, fp16 (GPUs) or int8 (CPUs)")
-    export.add_argument("--opset", type=int, default=18)
+    export.add_argument("--precision", default="fp32", help="fp32, fp16 (GPUs) or int8 (CPUs) (default fp32)")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     add_model_options(export, DEFAULT_MODEL)
 
     demo = commands.add_parser("demo", help="stylize a melody with a shipped style, offline; write audio and a PNG")
-    demo.add_argument("--out", default="restyle-demo", help="folder for the content, the result and the picture")
+    demo.add_argument("--out", default="restyle-demo", help="folder for the content, the result and the picture (default restyle-demo)")
     demo.add_argument("--style", default=DEMO_STYLE,
                       help=f"style or blend (default {DEMO_STYLE}; shipped: {', '.join(BUNDLED_STYLES)})")
     demo.add_argument("--content", default=str(DEMO_CONTENT), help="audio file to stylize (default: a piano melody)")
     demo.add_argument("--strength", type=float,
                       help="above 0, up to 1: how far from the original (style's default)")
     demo.add_argument("--scale", type=float, help="0..30: how strongly the style is pushed (style's default)")
-    demo.add_argument("--steps", type=int, default=SamplerSettings().steps)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--steps", type=int, default=SamplerSettings().steps,
+                      help=f"sampler steps (default {SamplerSettings().steps})")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_model_options(demo, None)
     add_library_option(demo)
 
@@ -149,6 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size, seed=args.seed,
                              checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
                              init_word=args.init_word, adapter=adapter).validate()
+    check_train_inputs(args)  # a bad name or clip is reported before the model loads
     engine = load_engine(args, args.model)
     bar = ProgressBar(f"training {args.name}")
     try:
@@ -178,10 +188,14 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     probe(args.input, AudioLimits(max_seconds=args.max_seconds))  # the input and the output before the model loads
     if args.output:
         check_output(args.output, args.overwrite)
-    model = args.model or _style_base_model(args)
+    _sampler_settings(args, SamplerSettings())  # out-of-range strength, scale, steps or seed: refused now
+    known_base = _style_base_model(args)  # unknown styles too
+    model = args.model or known_base
     if args.backend == "auto":
         args.backend = backend_for_styles(args.backend, _has_adapter(args))
     engine = load_engine(args, model)
+    if args.compile:
+        engine.compile_unet()
     mix = engine.style_mix(args.style)
     settings = _sampler_settings(args, engine.recommended_settings(mix))
     bar = ProgressBar(f"stylizing with {mix.label}")
@@ -194,10 +208,22 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         print(json.dumps({"output": str(result.path), "sample_rate": result.sample_rate, "channels": result.channels,
                           "seconds": round(result.seconds, 6), "style": result.style, "strength": settings.strength,
                           "scale": settings.scale, "steps": settings.steps, "seed": settings.seed,
+                          "sampler": settings.sampler,
                           "produces_noise": engine.base.produces_noise}))
     else:
         print(result.path)
     return 0
+
+
+def check_train_inputs(args: argparse.Namespace) -> None:
+    """The style name and the clips (each one probed), checked before the model loads."""
+    from .audio import AudioLimits, probe
+    from .library import check_name
+    from .training import collect_clips
+
+    check_name(args.name)
+    for clip in collect_clips(args.clips):
+        probe(clip, AudioLimits(max_seconds=args.max_seconds))
 
 
 def _sampler_settings(args: argparse.Namespace, recommended: SamplerSettings) -> SamplerSettings:
@@ -206,7 +232,8 @@ def _sampler_settings(args: argparse.Namespace, recommended: SamplerSettings) ->
         strength=recommended.strength if args.strength is None else args.strength,
         scale=recommended.scale if args.scale is None else args.scale,
         steps=args.steps, seed=args.seed, brs=not getattr(args, "no_brs", False),
-    ).validate()
+        sampler=getattr(args, "sampler", DEFAULT_SAMPLER),
+    )
 
 
 def _style_base_model(args: argparse.Namespace) -> str:
@@ -234,9 +261,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(data))
         else:
-            data["loss_history"] = f"{len(info.loss_history)} values, last {info.loss_history[-1:]}"
-            for key, value in data.items():
-                print(f"{key}: {value}")
+            print("\n".join(describe_style(info, library)))
     elif args.action == "rm":
         library.remove(args.name)
         print(f"Removed style '{args.name}'.")
@@ -268,6 +293,34 @@ def _import_style(library: StyleLibrary, args: argparse.Namespace) -> None:
     base = load_base_model(model, "cpu", "fp32")  # only the weights' fingerprint is needed
     folder = import_style(library, style_file, base.fingerprint, model, name=args.name, overwrite=args.force)
     print(f"Imported style '{folder.name}' (trained on {style_file.info.base_model}) into {folder}")
+
+
+def describe_style(info, library: StyleLibrary) -> list[str]:
+    """A style as lines a person reads: what it is, how to use it, how it was trained."""
+    training = info.training or {}
+    settings = training.get("settings", {})
+    clips = [c.get("file") or Path(c.get("path", "?")).name for c in training.get("clips", [])]
+    history = info.loss_history
+    where = "shipped with Restyle" if library.is_shipped(info.name) else str(library.locate(info.name))
+    lines = [
+        f"Style '{info.name}' ({where})",
+        f"  base model      {info.base_model} (fingerprint {info.base_fingerprint})"
+        + ("  [random weights: output is noise]" if info.produces_noise else ""),
+        f"  recommended     strength {info.recommended_strength:g}, scale {info.recommended_scale:g}",
+        f"  adapter         {_adapter_spec(info)}",
+        f"  trained         {len(history)} steps"
+        + (f", final loss {history[-1]:.4f}" if history else "")
+        + (f", learning rate {settings['learning_rate']:g}" if "learning_rate" in settings else "")
+        + (f", from the word '{info.init_word}'" if getattr(info, "init_word", None) else ""),
+    ]
+    if clips:
+        lines.append(f"  clips           {len(clips)}: {', '.join(clips)}")
+    if "device" in training:
+        lines.append(f"  on              {training['device']} ({training.get('dtype', '?')})")
+    lines.append(f"  created         {info.created}")
+    lines.append(f"Use it: restyle stylize CLIP.wav --style {info.name}   (all fields: restyle styles show "
+                 f"{info.name} --json)")
+    return lines
 
 
 def _list_styles(library: StyleLibrary, as_json: bool) -> None:

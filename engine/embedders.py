@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .errors import ModelNotFoundError
+from .seeding import fixed_seed
 
 DEFAULT_CLAP = "laion/clap-htsat-unfused"
 CLAP_SECONDS = 10.0  # the reports' protocol: 48 kHz mono, repeat-padded (or cut) to 10 s
@@ -72,7 +73,6 @@ class ClapEmbedder:
         vocab = {tok: i for i, tok in enumerate(["<s>", "<pad>", "</s>", "<unk>"] + [chr(c) for c in range(33, 127)]
                                                  + ["Ġ"])}
         tokenizer = RobertaTokenizer(vocab=vocab, merges=[])
-        torch.manual_seed(0)
         config = ClapConfig(
             text_config=ClapTextConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
                                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=80,
@@ -84,7 +84,9 @@ class ClapEmbedder:
             projection_dim=16,
         )
         features = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, max_length_s=int(CLAP_SECONDS))
-        return cls(ClapModel(config), _Processor(features, tokenizer), "tiny-clap (random weights)")
+        with fixed_seed(0):  # the same random weights every time, without touching the global generator
+            model = ClapModel(config)
+        return cls(model, _Processor(features, tokenizer), "tiny-clap (random weights)")
 
     @torch.inference_mode()
     def embed_audio(self, clips: list[np.ndarray]) -> np.ndarray:

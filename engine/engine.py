@@ -20,6 +20,7 @@ import torch
 from .adapters import ADAPTER_FILE
 from .audio import AudioLimits, Clip, check_samples, fit_length, read_audio, resample, write_audio
 from .backends import Backend, create_backend
+from .devices import default_window_batch
 from .base_model import BaseModel, load_base_model
 from .conditioning import TextConditioner
 from .errors import (
@@ -64,7 +65,7 @@ class EngineSettings:
     """How audio is cut for the model: 0.2 s overlaps with equal-power crossfades (Riffusion's long-audio path)."""
 
     overlap_seconds: float = 0.2
-    window_batch: int = 1  # windows denoised together in one UNet batch
+    window_batch: int | None = None  # windows denoised together in one UNet batch; None: the device's default
     limits: AudioLimits = AudioLimits()
 
 
@@ -90,6 +91,13 @@ class Engine:
         """Load the base model (and the ONNX sessions for ``backend="onnx"``) once."""
         base = load_base_model(model, device, dtype)
         return cls(base, StyleLibrary(styles_dir), settings, create_backend(base, backend, onnx_dir))
+
+    def compile_unet(self) -> None:
+        """From the next call on, run the UNet through torch.compile (torch backend only; compiles on first use)."""
+        if self.backend.name != "torch":
+            raise SettingsError("--compile applies to the torch backend only; drop it or use --backend torch.")
+        self.backend = create_backend(self.base, "torch", compile=True)
+        self.sampler.noise_predictor = self.backend.noise_predictor
 
     # -- styles -------------------------------------------------------------------------------------------------
     def style(self, name: str) -> Style:
@@ -193,7 +201,7 @@ class Engine:
         """
         input_path = Path(input_path)
         mix = self.style_mix(style)
-        settings = (settings or self.recommended_settings(mix)).validate()
+        settings = settings or self.recommended_settings(mix)
         default = input_path.with_name(f"{input_path.stem}_{mix.label}.wav")
         output = Path(output_path) if output_path else fresh_path(default)
         if output.resolve() == input_path.resolve():
@@ -214,7 +222,6 @@ class Engine:
         should_cancel: CancelCheck | None = None,
     ) -> np.ndarray:
         """(channels, samples) in -> (channels, samples) out, at the clip's own sample rate."""
-        settings.validate()
         self.check_backend(mix)
         fmt = self.base.spectrogram
         signals = clip.samples if stereo else clip.mono()[None]
@@ -223,7 +230,8 @@ class Engine:
         windows = np.concatenate([split(s, fmt.window_samples, overlap) for s in model_rate])
         per_signal = len(windows) // len(signals)
 
-        batches = list(torch.from_numpy(windows).split(self.settings.window_batch))
+        batch = self.settings.window_batch or default_window_batch(self.base.device)
+        batches = list(torch.from_numpy(windows).split(batch))
         total, done = len(batches) * settings.unet_batches, 0
 
         def step() -> None:

@@ -9,7 +9,6 @@ fingerprint and the settings; the backend refuses an export made from other weig
 from __future__ import annotations
 
 import json
-import logging
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_folder
-from .base_model import BaseModel
+from .base_model import BaseModel, quiet_logger
 from .errors import SettingsError
 from .onnx_backend import EXPORT_FILE, create_session, default_export_dir
 
@@ -124,8 +123,7 @@ def export_onnx(base: BaseModel, folder: str | os.PathLike | None = None,
 def _export_graph(module: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path, opset: int) -> None:
     dynamic = torch.export.Dim.DYNAMIC  # batch always; height and width of images and latents too
     shapes = [{0: dynamic, 2: dynamic, 3: dynamic} if t.ndim == 4 else {0: dynamic} for t in inputs.values()]
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), torch.no_grad():
+    with quiet_logger("torch.onnx"), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, tuple(inputs.values()), str(path), input_names=list(inputs), output_names=["output"],
                           dynamic_shapes=tuple(shapes), opset_version=opset, dynamo=True,

@@ -38,7 +38,7 @@ def load_style_presets(folder: Path | None = None) -> dict[str, StylePreset]:
             preset = StylePreset(str(data.get("name", path.stem)), float(data["scale"]), float(data["strength"]))
         except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"Style preset {path.name} is unreadable ({exc}); it needs name, scale, strength.")
-        SamplerSettings(strength=preset.strength, scale=preset.scale).validate()
+        SamplerSettings(strength=preset.strength, scale=preset.scale)  # checked when made
         presets[preset.name] = preset
     return presets
 

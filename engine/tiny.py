@@ -6,10 +6,10 @@ about a million parameters, so tests and smoke runs exercise every code path in 
 
 from __future__ import annotations
 
-import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from .seeding import seeded
 from .spectrogram import SpectrogramFormat
 
 TINY_SEED = 0
@@ -43,10 +43,10 @@ def build_tiny_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
+@seeded(TINY_SEED)
 def build_tiny_components() -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer]:
     """The tiny model's components, identical on every call (fixed seed)."""
     tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(TINY_SEED)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=77,
@@ -67,13 +67,13 @@ def build_tiny_components() -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTe
     return unet, vae, text_encoder, tokenizer
 
 
+@seeded(TINY_SEED)
 def build_riffusion_sized_components() -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer]:
     """Riffusion's exact architecture (SD 1.5: 860 M UNet, 84 M VAE, CLIP ViT-L/14 text) with random weights.
 
     Same compute as the real model, so benchmarks need no download; the output is noise.
     """
     tokenizer = build_tiny_tokenizer()  # token ids only pick rows of the embedding table: any vocabulary works
-    torch.manual_seed(TINY_SEED)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
         max_position_embeddings=77, hidden_act="quick_gelu",

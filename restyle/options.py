@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -24,15 +25,52 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+class PlainProgress:
+    """Progress as whole lines, for a stderr that is no terminal (a DAW's or a service's log): no carriage returns.
+
+    A line at the start of each stage, then every ``percent_step`` % or ``seconds`` s (whichever comes first), and
+    one at the end.
+    """
+
+    def __init__(self, label: str, stream=None, percent_step: float = 10.0, seconds: float = 5.0):
+        self.label = label
+        self.stream = stream
+        self.percent_step = percent_step
+        self.seconds = seconds
+        self.stage = None
+        self._last_percent = -1.0
+        self._last_time = 0.0
+
+    def __call__(self, progress: Progress) -> None:
+        percent = 100.0 * progress.done / progress.total if progress.total else 100.0
+        now = time.monotonic()
+        new_stage = progress.stage != self.stage
+        due = percent - self._last_percent >= self.percent_step or now - self._last_time >= self.seconds
+        if new_stage or due or (progress.done >= progress.total and self._last_percent < 100.0):
+            self.stage = progress.stage
+            self._last_percent, self._last_time = percent, now
+            loss = f", loss {progress.loss:.4f}" if progress.loss is not None else ""
+            print(f"{self.label} ({progress.stage}): {progress.done}/{progress.total} steps, {percent:.0f} %{loss}",
+                  file=self.stream or sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Nothing to tidy: every line is already complete."""
+
+
 class ProgressBar:
-    """A tqdm bar on stderr fed by the engine's progress callback; a new bar for each stage."""
+    """A tqdm bar on stderr fed by the engine's progress callback (a new bar for each stage); plain lines instead
+    when stderr is not a terminal."""
 
     def __init__(self, label: str):
         self.label = label
         self.bar = None
         self.stage = None
+        self.plain = None if _is_terminal(sys.stderr) else PlainProgress(label)
 
     def __call__(self, progress: Progress) -> None:
+        if self.plain is not None:
+            self.plain(progress)
+            return
         from tqdm import tqdm
 
         if self.bar is None or progress.stage != self.stage:
@@ -50,6 +88,13 @@ class ProgressBar:
             self.bar = None
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def new_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """The ``restyle`` parser with no commands yet."""
     parser = argparse.ArgumentParser(prog="restyle", description="Learn a sound's style from a few clips, then "
@@ -58,7 +103,8 @@ def new_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
 
-def add_model_options(parser: argparse.ArgumentParser, model_default: str | None) -> None:
+def add_model_options(parser: argparse.ArgumentParser, model_default: str | None,
+                      default_help: str = "the style’s own base model") -> None:
     """--model, --device, --dtype, --max-seconds: which base model runs where."""
     from restyle.engine.base_model import DEFAULT_MODEL, TINY
     from restyle.engine.mini import MINI
@@ -67,17 +113,18 @@ def add_model_options(parser: argparse.ArgumentParser, model_default: str | None
     group.add_argument("--model", default=model_default,
                        help=f"base model: '{MINI}' (shipped, small, offline), a hub id such as {DEFAULT_MODEL}, a "
                             f"local diffusers folder, or '{TINY}' (random weights, noise, for smoke runs). "
-                            f"Default: {model_default or 'the style’s own base model'}")
-    group.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    group.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, bf16 on CPUs with AMX), fp32, bf16, fp16")
-    group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this")
+                            f"Default: {model_default or default_help}")
+    group.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps (default: auto)")
+    group.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, bf16 on CPUs with AMX), fp32, bf16, fp16 "
+                                                        "(default: auto)")
+    group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this many seconds (default: 600)")
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """--backend and --onnx: where the UNet and VAE run."""
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "auto"],
-                        help="where the UNet and VAE run: torch, onnx (needs `restyle export-onnx` once), or auto")
-    parser.add_argument("--onnx", metavar="FOLDER", help="an ONNX export elsewhere than the engine's cache")
+                        help="where the UNet and VAE run: torch, onnx (needs `restyle export-onnx` once), or auto (default: torch)")
+    parser.add_argument("--onnx", metavar="FOLDER", help="an ONNX export elsewhere than the engine's cache (default: the cache)")
 
 
 def add_library_option(parser: argparse.ArgumentParser) -> None:

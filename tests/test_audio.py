@@ -45,15 +45,19 @@ def test_resampling_round_trip_keeps_a_tone(rate):
     assert np.max(np.abs(back[0, 200 : n - 200] - tone[0, 200 : n - 200])) < 1e-2
 
 
-def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch, suffix):
     import soundfile
+
+    from restyle.engine import audio
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(soundfile, "write", broken)
+    monkeypatch.setattr(audio, "write_float_wav", broken)
     with pytest.raises(OSError):
-        write_audio(tmp_path / "out.wav", Clip(np.zeros((1, 10), np.float32), 44100))
+        write_audio(tmp_path / f"out{suffix}", Clip(np.zeros((1, 10), np.float32), 44100))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -44,17 +44,17 @@ def forks():
     return context
 
 
-def _start(forks, argv: list, log: Path):
-    env = {"HF_HUB_OFFLINE": "1", TEST_WRITE_DELAY: "0.1"}
+def _start(forks, argv: list, log: Path, write_delay: float = 0.1):
+    env = {"HF_HUB_OFFLINE": "1", TEST_WRITE_DELAY: str(write_delay)}
     process = forks.Process(target=_run_cli, args=([str(a) for a in argv], str(log), env))
     process.start()
     return process
 
 
-def _kill_at_random(forks, argv: list, log: Path, rng: random.Random, longest: float) -> bool:
+def _kill_at_random(forks, argv: list, log: Path, rng: random.Random, longest: float, write_delay: float) -> bool:
     """Run, SIGKILL at a random moment (every other one near the end, where the final writes are); True if the
     kill landed while it ran."""
-    process = _start(forks, argv, log)
+    process = _start(forks, argv, log, write_delay)
     time.sleep(rng.uniform(0.05, longest) if rng.random() < 0.5 else rng.uniform(0.7 * longest, longest))
     landed = process.is_alive()
     process.kill()
@@ -62,9 +62,15 @@ def _kill_at_random(forks, argv: list, log: Path, rng: random.Random, longest: f
     return landed
 
 
-def _timed_run(forks, argv: list, log: Path) -> float:
+def _write_delay(seconds: float) -> float:
+    """How long each write waits before its rename: a fifth of a run, so that kills land inside writes whatever
+    the machine's speed or load (a fixed 0.1 s became too small a window on a loaded machine)."""
+    return max(0.1, 0.2 * seconds)
+
+
+def _timed_run(forks, argv: list, log: Path, write_delay: float = 0.1) -> float:
     started = time.monotonic()
-    process = _start(forks, argv, log)
+    process = _start(forks, argv, log, write_delay)
     process.join(300)
     assert process.exitcode == 0, log.read_text()
     return time.monotonic() - started
@@ -100,14 +106,14 @@ def test_kill_9_during_train_leaves_loadable_styles_and_checkpoints_and_resume_f
                                                                                         style_clips):
     rng = random.Random(13)
     library = tmp_path / "styles"
-    _timed_run(forks, _train_argv(library, style_clips), tmp_path / "warm-up.log")
-    longest = _timed_run(forks, _train_argv(library, style_clips), tmp_path / "first.log")
+    delay = _write_delay(_timed_run(forks, _train_argv(library, style_clips), tmp_path / "warm-up.log"))
+    longest = _timed_run(forks, _train_argv(library, style_clips), tmp_path / "first.log", delay)
     kills = attempts = resumed = mid_write = 0
     while kills < KILLS and attempts < 3 * KILLS:
         attempts += 1
         argv = _train_argv(library, style_clips)
         resumed += "--resume" in argv
-        kills += _kill_at_random(forks, argv, tmp_path / f"train-{attempts}.log", rng, longest)
+        kills += _kill_at_random(forks, argv, tmp_path / f"train-{attempts}.log", rng, longest, delay)
         mid_write += _mid_write(library)
         _check_library(library)
     print(f"train: {kills} kills in {attempts} runs, {resumed} resumed, {mid_write} left a write half done")
@@ -127,12 +133,12 @@ def test_kill_9_during_stylize_never_leaves_a_partial_output(forks, tmp_path, st
     out.mkdir()
     argv = ["stylize", take, "--style", "bells", "--model", "tiny", "--steps", "6", "--strength", "0.5",
             "-o", out / "take_bells.wav", "--overwrite", "--styles-dir", styles_dir]
-    _timed_run(forks, argv, tmp_path / "warm-up.log")
-    longest = _timed_run(forks, argv, tmp_path / "first.log")
+    delay = _write_delay(_timed_run(forks, argv, tmp_path / "warm-up.log"))
+    longest = _timed_run(forks, argv, tmp_path / "first.log", delay)
     kills = attempts = mid_write = 0
     while kills < KILLS and attempts < 3 * KILLS:
         attempts += 1
-        kills += _kill_at_random(forks, argv, tmp_path / f"stylize-{attempts}.log", rng, longest)
+        kills += _kill_at_random(forks, argv, tmp_path / f"stylize-{attempts}.log", rng, longest, delay)
         mid_write += _mid_write(out)
         for result in _visible(out):
             audio, rate = sf.read(str(result))

@@ -157,11 +157,11 @@ def test_knobs_get_set_normalized_and_push_to_subscribers(server, client):
     assert client.request("knob/set_normalized", "strength", 1.0)[:2] == ["strength", 1.0]
     with RestyleClient("127.0.0.1", server.udp_port) as watcher:
         assert watcher.request("subscribe") == ["ok"]
-        client.request("knob/set", "scale", 7.5)
+        client.request("knob/set", "scale", 15.0)
         pushed = watcher.receive(5.0)
-    assert pushed.name == "knob/changed" and pushed.args == ["scale", 7.5, pytest.approx(0.5)]
+    assert pushed.name == "knob/changed" and pushed.args == ["scale", 15.0, pytest.approx(0.5)]  # half of 0..30
     flat = client.request("knobs")
-    assert dict(zip(flat[::2], flat[1::2]))["scale"] == 7.5
+    assert dict(zip(flat[::2], flat[1::2]))["scale"] == 15.0
 
 
 def test_job_status_and_server_status(client, content_wav):
@@ -281,5 +281,5 @@ def test_midi_learn_over_osc(server, client):
     server.protocol.midi = MidiKnobs(MidiMap(takeover="none"), server.protocol.knobs)
     assert client.request("midi/learn", "scale") == ["move a control", "scale"]
     server.protocol.midi.handle(mido.Message("control_change", control=5, value=127))
-    assert client.request("knob/get", "scale")[1] == 15.0
+    assert client.request("knob/get", "scale")[1] == 30.0  # the top of the engine's scale range
 

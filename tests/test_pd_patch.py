@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from restyle.bridge.knobs import MAX_SCALE
 from tests.bridge_helpers import running_server
 
 PATCH = Path(__file__).resolve().parents[1] / "daw_templates" / "pd" / "restyle.pd"
@@ -33,7 +34,7 @@ def test_pd_patch_sends_messages_and_shows_every_kind_of_reply(tiny_base, styles
         finally:
             pd.kill()
             printed = pd.communicate()[1]
-    assert knobs["strength"] == pytest.approx(0.01 + 0.25 * 0.99) and knobs["scale"] == pytest.approx(7.5), printed
+    assert knobs["strength"] == pytest.approx(0.01 + 0.25 * 0.99) and knobs["scale"] == pytest.approx(0.5 * MAX_SCALE), printed
     assert len(jobs) == 1 and jobs[0].state == "done" and jobs[0].params["input"] == content_wav, printed
     replies = [line for line in printed.splitlines() if line.startswith("restyle: ")]
     for kind in ("pong", "knob", "accepted", "progress", "done"):

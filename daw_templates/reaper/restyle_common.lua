@@ -5,7 +5,7 @@ local M = {}
 
 M.SECTION = "Restyle"  -- ExtState section: style, strength, scale, host, port, server, token_file, command, timeout
 M.DEFAULTS = { host = "127.0.0.1", port = "9100", command = "restyle", timeout = "900" }
-M.RANGES = { strength = { 0.01, 1.0 }, scale = { 0.0, 15.0 } }
+M.RANGES = { strength = { 0.01, 1.0 }, scale = { 0.0, 30.0 } }  -- the engine's ranges (bridge/knobs.py)
 M.FALLBACK_KNOBS = { strength = 0.7, scale = 5.0 }  -- only when the server cannot be asked
 M.START_GRACE = 15    -- seconds for `restyle` to leave its progress file, else it did not start
 M.ABANDON_WAIT = 60   -- seconds a cancelled job's `restyle` gets to finish before its files are deleted anyway

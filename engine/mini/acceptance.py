@@ -61,6 +61,7 @@ class AcceptanceSettings:
     seconds: float = 5.0
     strengths: tuple[float, ...] = (0.3, 0.5, 0.7)
     steps: int = 50
+    sampler: str = "ddim"  # the published reference (DDIM, 50 steps), so figures compare across sessions
     scale: float | None = None  # None: each style's recommended scale
     style_types: tuple[str, ...] = ("tve", "lora")  # measured side by side in groups (b) and (c); (a) uses tve
 
@@ -345,7 +346,8 @@ def run_acceptance(
                          "similarity_target": float(goal.embedding @ style_embedding),
                          **goal.compare(content, "target_vs_content")}
             for strength in settings.strengths:
-                sampler = SamplerSettings(strength=strength, scale=scale, steps=settings.steps, seed=settings.seed)
+                sampler = SamplerSettings(strength=strength, scale=scale, steps=settings.steps, seed=settings.seed,
+                                          sampler=settings.sampler)
                 stylized = judges.features(_stylize(engine, pair.content, target.style, sampler, out, progress))
                 row = {**base, "strength": strength, **stylized.compare(content, "vs_content"),
                        **stylized.compare(unrelated, "vs_unrelated"),

@@ -25,7 +25,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     actions = mini.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     train = actions.add_parser("train", help="render the training audio and train the mini model (resumable)")
-    train.add_argument("--work", default=DEFAULT_WORK, help="folder for the audio, latents and checkpoint")
+    train.add_argument("--work", default=DEFAULT_WORK, help=f"folder for the audio, latents and checkpoint (default {DEFAULT_WORK})")
     train.add_argument("--out", default=str(MODEL_DIR), help="where the model is written (default: the shipped one)")
     train.add_argument("--seed", type=int, help="default 0")
     train.add_argument("--device", default="auto", help="cuda, cpu or auto (default: a GPU if there is one)")
@@ -37,12 +37,13 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
 
     styles = actions.add_parser("styles", help="learn the shipped styles on the mini model")
     styles.add_argument("--out", default=str(STYLES_DIR), help="style folder (default: the shipped one)")
-    styles.add_argument("--steps", type=int, default=TrainSettings().steps)
+    styles.add_argument("--steps", type=int, default=TrainSettings().steps,
+                        help=f"training steps per style (default {TrainSettings().steps})")
     add_model_options(styles, MINI)
     styles.set_defaults(styles_dir=None)
 
     acceptance = actions.add_parser("acceptance", help="measure styles against rendered ground truth (v2)")
-    acceptance.add_argument("--out", default="mini-acceptance", help="folder for clips, audio and results")
+    acceptance.add_argument("--out", default="mini-acceptance", help="folder for clips, audio and results (default mini-acceptance)")
     acceptance.add_argument("--groups", help="comma-separated groups a (in distribution), b (held-out programs), "
                                              "c (real recordings) (default: a,b,c)")
     acceptance.add_argument("--targets", help="comma-separated group (a) instruments (default: the shipped styles')")
@@ -53,6 +54,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     acceptance.add_argument("--strength", help="comma-separated strengths (default 0.3,0.5,0.7)")
     acceptance.add_argument("--scale", type=float, help="guidance scale for every style (default: each style's own)")
     acceptance.add_argument("--sampling-steps", type=int, default=50, help="sampler steps (default 50)")
+    acceptance.add_argument("--sampler", default="ddim", help="diffusion solver (default ddim, the published "
+                                                              "reference; see stylize --sampler)")
     acceptance.add_argument("--train-steps", type=int,
                             help="learn the target styles anew with this many steps (default: use the library's)")
     add_model_options(acceptance, MINI)
@@ -97,7 +100,7 @@ def _acceptance_settings(args: argparse.Namespace):
 
     from .acceptance import AcceptanceSettings
 
-    settings = AcceptanceSettings(steps=args.sampling_steps, scale=args.scale)
+    settings = AcceptanceSettings(steps=args.sampling_steps, sampler=args.sampler, scale=args.scale)
     lists = {"groups": args.groups, "in_distribution": args.targets, "held_out": args.held_out,
              "recordings": args.recordings, "style_types": args.style_types}
     for key, value in lists.items():

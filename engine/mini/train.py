@@ -29,6 +29,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from ..atomic import atomic_folder, atomic_path, write_json
 from ..base_model import SPECTROGRAM_FILE
 from ..devices import pick_device
+from ..seeding import fixed_seed
 from ..errors import SettingsError
 from ..machine import cpu_name
 from ..progress import CancelCheck, Progress, ProgressCallback
@@ -82,9 +83,9 @@ class Networks:
 
 
 def new_networks(seed: int, words: list[str]) -> Networks:
-    torch.manual_seed(seed)
-    tokenizer = build_tokenizer(words)
-    return Networks(tokenizer, build_text_encoder(tokenizer), build_vae(), build_unet())
+    with fixed_seed(seed):
+        tokenizer = build_tokenizer(words)
+        return Networks(tokenizer, build_text_encoder(tokenizer), build_vae(), build_unet())
 
 
 def random_crops(images: torch.Tensor, count: int, width: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
