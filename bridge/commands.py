@@ -1,4 +1,4 @@
-"""The bridge's commands: ``restyle serve`` (gathered by restyle/cli.py with the others)."""
+"""The bridge's commands: ``restyle serve``, ``daw`` and ``studio`` (gathered by restyle/cli.py with the others)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ LOG = logging.getLogger(__name__)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict:
-    """``serve`` and its options, added to the ``restyle`` parser; returns its handler."""
+    """``serve``, ``daw`` and ``studio`` with their options, added to the ``restyle`` parser; returns their handlers."""
     from restyle.engine.base_model import DEFAULT_MODEL
 
     serve = commands.add_parser("serve", help="run the engine for DAWs: OSC over UDP and TCP, optional MIDI knobs")
@@ -113,12 +113,15 @@ def add_studio_command(commands: argparse._SubParsersAction) -> dict:
     studio.add_argument("--port", type=int, default=9300, help="TCP port of the page (default 9300; 0: any free one)")
     studio.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     studio.add_argument("--allow", action="append", default=[], metavar="NETWORK",
-                        help="client network allowed when --host is not loopback, e.g. 192.168.1.0/24 (repeatable); "
-                             "such clients log in with the access token (docs/studio.md)")
+                        help="client network allowed when --host is not loopback, e.g. 192.168.1.0/24; such "
+                             "clients log in with the access token, docs/studio.md (repeatable; default: loopback "
+                             "clients only)")
     studio.add_argument("--token-file", metavar="FILE",
                         help="the access token (default: none on loopback; on other interfaces the HTTP API's token)")
-    studio.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
-    studio.add_argument("--learn-steps", type=int, default=3000, help="training steps the Learn view starts with")
+    studio.add_argument("--no-browser", action="store_true",
+                        help="do not open the page in a browser (default: open it)")
+    studio.add_argument("--learn-steps", type=int, default=3000,
+                        help="training steps the Learn view starts with (default: 3000)")
     add_model_options(studio, MINI)
     add_backend_options(studio)
     add_library_option(studio)
