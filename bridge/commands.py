@@ -131,13 +131,11 @@ def add_studio_command(commands: argparse._SubParsersAction) -> dict:
 def cmd_studio(args: argparse.Namespace) -> int:
     """Load the engine, serve the studio (and the HTTP API) until SIGINT/SIGTERM, open the browser."""
     from .knobs import Knobs
-    from .osc_server import ClientFilter
     from .protocol import RestyleProtocol
-    from .studio import StudioSettings, import_gradio, open_studio
+    from .studio import StudioSettings, open_studio
 
-    ClientFilter(args.host, args.allow)  # --host without --allow is refused before the model loads
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the page phones nobody
-    import_gradio()  # a missing extra is one line, before the model loads
+    check_studio_options(args)  # every mistake is reported before the model loads
     engine = load_engine(args, args.model)
     protocol = RestyleProtocol(engine, Knobs(), learn_steps=args.learn_steps)
     protocol.start()
@@ -156,6 +154,17 @@ def cmd_studio(args: argparse.Namespace) -> int:
     server.stop()
     protocol.stop()
     return 0
+
+
+def check_studio_options(args: argparse.Namespace) -> None:
+    """Refuse bad ``studio`` options, or a missing ``studio`` extra, before anything heavy loads."""
+    from .osc_server import ClientFilter
+    from .studio import import_gradio
+
+    ClientFilter(args.host, args.allow)  # --host without --allow is refused
+    if args.learn_steps < 1:
+        raise SettingsError(f"--learn-steps must be at least 1, not {args.learn_steps}.")
+    import_gradio()  # a missing extra is one line
 
 
 def _examples(model: str) -> tuple[Path, ...]:
