@@ -274,6 +274,19 @@ def test_a_missing_gradio_is_one_line(cli, monkeypatch):
         "pip install 'restyle[studio]'" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("options,message", [
+    (["--host", "0.0.0.0"], "--allow"),
+    (["--learn-steps", "0"], "--learn-steps must be at least 1"),
+])
+def test_bad_studio_options_are_refused_before_the_model_loads(cli, monkeypatch, options, message):
+    import restyle.bridge.commands as commands
+
+    monkeypatch.setattr(commands, "load_engine", lambda *_: pytest.fail("the model was loaded"))
+    result = cli("studio", "--no-browser", "--port", "0", *options)
+    assert result.returncode != 0
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
 def own_address() -> str | None:
     """This machine's address on its network (not loopback), or None without one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
