@@ -1,9 +1,10 @@
-"""The bridge's commands: ``restyle serve`` (gathered by restyle/cli.py with the others)."""
+"""The bridge's commands: ``restyle serve``, ``daw`` and ``studio`` (gathered by restyle/cli.py with the others)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -19,7 +20,7 @@ LOG = logging.getLogger(__name__)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict:
-    """``serve`` and its options, added to the ``restyle`` parser; returns its handler."""
+    """``serve``, ``daw`` and ``studio`` with their options, added to the ``restyle`` parser; returns their handlers."""
     from restyle.engine.base_model import DEFAULT_MODEL
 
     serve = commands.add_parser("serve", help="run the engine for DAWs: OSC over UDP and TCP, optional MIDI knobs")
@@ -84,7 +85,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
                               "(default: the host's usual folder on this system; required for Live on Linux)")
     where = actions.add_parser("path", help="where the shipped scripts are and where each host's copies go")
     where.add_argument("host", nargs="?", choices=HOSTS, help="one host (default: all three)")
-    return {"serve": cmd_serve, "daw": cmd_daw}
+    return {"serve": cmd_serve, "daw": cmd_daw, **add_studio_command(commands)}
 
 
 def cmd_daw(args: argparse.Namespace) -> int:
@@ -101,6 +102,76 @@ def cmd_daw(args: argparse.Namespace) -> int:
     for status, target in install(plan(args.host, platform, args.to), args.dry_run, args.force):
         print(f"{status}: {target}")
     return 0
+
+
+def add_studio_command(commands: argparse._SubParsersAction) -> dict:
+    """``studio``: the browser page for learning and auditioning styles (bridge/studio.py)."""
+    from restyle.engine.mini import MINI
+
+    studio = commands.add_parser("studio", help="open the studio in your browser: learn styles, audition them, "
+                                                "keep the best takes (pip install 'restyle[studio]')")
+    studio.add_argument("--port", type=int, default=9300, help="TCP port of the page (default 9300; 0: any free one)")
+    studio.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    studio.add_argument("--allow", action="append", default=[], metavar="NETWORK",
+                        help="client network allowed when --host is not loopback, e.g. 192.168.1.0/24; such "
+                             "clients log in with the access token, docs/studio.md (repeatable; default: loopback "
+                             "clients only)")
+    studio.add_argument("--token-file", metavar="FILE",
+                        help="the access token (default: none on loopback; on other interfaces the HTTP API's token)")
+    studio.add_argument("--no-browser", action="store_true",
+                        help="do not open the page in a browser (default: open it)")
+    studio.add_argument("--learn-steps", type=int, default=3000,
+                        help="training steps the Learn view starts with (default: 3000)")
+    add_model_options(studio, MINI)
+    add_backend_options(studio)
+    add_library_option(studio)
+    return {"studio": cmd_studio}
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    """Load the engine, serve the studio (and the HTTP API) until SIGINT/SIGTERM, open the browser."""
+    from .knobs import Knobs
+    from .protocol import RestyleProtocol
+    from .studio import StudioSettings, open_studio
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the page phones nobody
+    check_studio_options(args)  # every mistake is reported before the model loads
+    engine = load_engine(args, args.model)
+    protocol = RestyleProtocol(engine, Knobs(), learn_steps=args.learn_steps)
+    protocol.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server, url, access = open_studio(protocol, args.host, args.port, args.allow, args.token_file,
+                                      settings=StudioSettings(examples=_examples(args.model)))
+    print(f"Restyle studio on {url} (HTTP API at /v1). {access} Ctrl-C stops.", flush=True)
+    if not args.no_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    stop.wait()
+    note("Stopping: cancelling jobs; no half-written files are left.")
+    server.stop()
+    protocol.stop()
+    return 0
+
+
+def check_studio_options(args: argparse.Namespace) -> None:
+    """Refuse bad ``studio`` options, or a missing ``studio`` extra, before anything heavy loads."""
+    from .osc_server import ClientFilter
+    from .studio import import_gradio
+
+    ClientFilter(args.host, args.allow)  # --host without --allow is refused
+    if args.learn_steps < 1:
+        raise SettingsError(f"--learn-steps must be at least 1, not {args.learn_steps}.")
+    import_gradio()  # a missing extra is one line
+
+
+def _examples(model: str) -> tuple[Path, ...]:
+    """Content clips shipped with the model, offered by the studio instead of an upload."""
+    from restyle.engine.mini import DEMO_CONTENT, MINI
+
+    return (DEMO_CONTENT,) if model == MINI and DEMO_CONTENT.exists() else ()
 
 
 def _start_http(args: argparse.Namespace, protocol):

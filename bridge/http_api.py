@@ -123,6 +123,8 @@ class HttpService:
         view = {"id": job.id, "kind": job.kind, "state": job.state, "position": self.protocol.jobs.position(job),
                 "progress": round(job.fraction, 4), "done": job.done, "total": job.total,
                 "attempts": job.attempts}
+        if job.loss is not None:
+            view["loss"] = round(job.loss, 6)
         if job.state == DONE and job.kind == "stylize":
             r = job.result
             view["result"] = {"download": f"{API}/jobs/{job.id}/result", "filename": entry.download_name,
@@ -318,13 +320,16 @@ async def _event_stream(service: HttpService, entry: HttpJob):
 class HttpServer:
     """Uvicorn serving the API in a background thread, plus the spool's janitor."""
 
-    def __init__(self, service: HttpService, host: str, port: int):
+    def __init__(self, service: HttpService, host: str, port: int, app: FastAPI | None = None):
+        """``app``: an application built on ``create_app(service)`` with more mounted on it (the studio), whose
+        start-up events then run; by default the plain API."""
         import uvicorn
 
         self.service = service
         self.socket = _bind(host, port)
         self.port = self.socket.getsockname()[1]
-        config = uvicorn.Config(create_app(service), log_level="warning", lifespan="off", access_log=False)
+        lifespan = "off" if app is None else "on"  # Gradio starts its queue on the app's start-up
+        config = uvicorn.Config(app or create_app(service), log_level="warning", lifespan=lifespan, access_log=False)
         self.server = uvicorn.Server(config)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},

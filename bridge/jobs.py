@@ -37,6 +37,7 @@ class Job:
     state: str = QUEUED
     done: int = 0
     total: int = 0
+    loss: float | None = None  # the training loss at the last step (learn jobs)
     result: dict = field(default_factory=dict)
     error: tuple[str, str] | None = None
     created: float = field(default_factory=time.monotonic)

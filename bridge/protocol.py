@@ -398,14 +398,14 @@ class RestyleProtocol(Submissions):
 
     def _run(self, job: Job) -> dict:
         def progress(p) -> None:
-            job.done, job.total = p.done, p.total
+            job.done, job.total, job.loss = p.done, p.total, p.loss
             self._push_progress(job, p.stage)
 
         cancelled = job.cancel_requested.is_set
         if job.kind == "learn":
             p = job.params
-            self.engine.train(p["name"], p["clips"], TrainSettings(steps=p["steps"]), progress=progress,
-                              should_cancel=cancelled)
+            self.engine.train(p["name"], p["clips"], TrainSettings(steps=p["steps"]), resume=p.get("resume", False),
+                              progress=progress, should_cancel=cancelled, preset=p.get("preset"))
             return {"style": p["name"]}
         p = job.params
         result = self.engine.stylize(p["input"], p["style"], p["settings"], p["output"], stereo=p["stereo"],

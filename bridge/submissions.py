@@ -13,6 +13,7 @@ from pathlib import Path
 from restyle.engine import RestyleError, SettingsError
 from restyle.engine.audio import probe
 from restyle.engine.library import check_name
+from restyle.engine.presets import preset_for
 
 from .jobs import Job
 
@@ -84,11 +85,18 @@ class Submissions:
         return self.jobs.submit("stylize", params, owner=owner, owner_limit=owner_limit)
 
     def submit_learn(self, name: str, clips: list[Path], owner: str, owner_limit: int | None = None,
-                     steps: int | None = None) -> Job:
-        """Queue a learn job for uploaded clips (checked now, like /restyle/learn's)."""
+                     steps: int | None = None, preset: str | None = None, resume: bool = False) -> Job:
+        """Queue a learn job for uploaded clips (checked now, like /restyle/learn's); ``resume`` continues an
+        interrupted run of the same name and clips, ``preset`` gives the style its recommended knobs."""
         for clip in clips:
             probe(clip, self.engine.settings.limits)
+        if steps is not None and steps < 1:
+            raise SettingsError(f"Training needs at least 1 step, not {steps}.")
         params = {"name": check_name(name), "clips": [str(c) for c in clips], "steps": steps or self.learn_steps}
+        if preset:
+            params["preset"] = preset_for(name, preset).name  # an unknown preset is refused now
+        if resume:
+            params["resume"] = True
         return self.jobs.submit("learn", params, owner=owner, owner_limit=owner_limit)
 
 

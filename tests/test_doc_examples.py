@@ -8,8 +8,8 @@ changes only, each needed to run offline and in seconds:
 - `train` gets `--steps 2`, `evaluate` gets `--clap tiny` (CLAP's weights cannot be downloaded here);
 - the client commands (`send`, `status`, `learn`, `cancel`) reach a `restyle serve --model mini` started by the
   test, over OSC or (for `--server URL`) over its HTTP API;
-- `serve` examples are checked as `serve` checks its options before loading a model (the network interfaces,
-  MIDI ports, Ray clusters and GPUs they name do not exist here);
+- `serve` and `studio` examples are checked as they check their options before loading a model (the network
+  interfaces, MIDI ports, Ray clusters and GPUs they name do not exist here, and both run until stopped);
 - `mini train | styles | acceptance` (hours of rendering and training) are parsed only.
 Each page starts with an empty library of your own, as a reader following that page would.
 """
@@ -115,12 +115,13 @@ def _rewrite(argv: list[str], w: dict) -> list[str]:
 
 
 def test_every_example_runs(world, monkeypatch, capsys):
-    from restyle.bridge.commands import check_serve_options
+    from restyle.bridge.commands import check_serve_options, check_studio_options
     from restyle.cli import build_parser as parser_and_handlers
 
     monkeypatch.chdir(world["root"])
     for key in ("RESTYLE_HOME", "HOME"):
         monkeypatch.setenv(key, world["env"][key])
+    servers = {"serve": check_serve_options, "studio": check_studio_options}
     failures, page = [], None
     for where, argv in EXAMPLES:
         if where.split(":")[0] != page:  # each page starts from an empty library of your own, as a reader would
@@ -129,10 +130,10 @@ def test_every_example_runs(world, monkeypatch, capsys):
         argv = _rewrite(argv, world)
         if argv[0] == "mini":
             continue  # parsed above; hours of work
-        if argv[0] == "serve":
+        if argv[0] in servers:
             args = parser_and_handlers()[0].parse_args(argv)
             try:
-                check_serve_options(args)
+                servers[argv[0]](args)
             except Exception as exc:  # noqa: BLE001 (reported with its example)
                 failures.append(f"{where}: {exc}")
             continue
