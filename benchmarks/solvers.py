@@ -153,7 +153,7 @@ def _diff(stats: dict, digits: int = 2) -> str:
     return f"{stats['mean']:+.{digits}f} ± {stats['std']:.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
-def clip_timing(model: str, strengths: list[float], reps: int, dtype: str) -> dict:
+def clip_timing(model: str, strengths: list[float], reps: int, dtype: str, device: str = "cpu") -> dict:
     """Seconds per 5 s stylization (median of ``reps``), default setting vs DDIM-50, interleaved."""
     import tempfile
 
@@ -162,7 +162,7 @@ def clip_timing(model: str, strengths: list[float], reps: int, dtype: str) -> di
     sys.path.insert(0, str(REPO / "tests"))
     from signals import chord
 
-    engine = Engine.load(model, device="cpu", dtype=dtype, styles_dir=tempfile.mkdtemp())
+    engine = Engine.load(model, device=device, dtype=dtype, styles_dir=tempfile.mkdtemp())
     base = engine.base
     if model == "mini":
         mix = engine.style_mix("accordion")
@@ -191,7 +191,9 @@ def clip_timing(model: str, strengths: list[float], reps: int, dtype: str) -> di
         entry["speed_up"] = entry["ddim:50_s"] / entry["default_s"]
         print(json.dumps({k: v for k, v in entry.items() if k != "all_s"}), flush=True)
         results.append(entry)
-    return {"machine": cpu_name(), "torch_threads": torch.get_num_threads(), "model": base.describe(),
+    gpu = torch.cuda.get_device_name(base.device) if base.device.type == "cuda" else None
+    return {"machine": cpu_name(), "gpu": gpu, "device": str(base.device), "dtype": str(base.dtype),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "model": base.describe(),
             "results": results}
 
 
@@ -207,13 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-timing", choices=["mini", "random-riffusion"],
                         help="time one 5 s clip, default setting vs DDIM-50, instead of the quality comparison")
     parser.add_argument("--reps", type=int, default=3, help="--clip-timing repetitions (default 3)")
+    parser.add_argument("--device", default="cpu", help="--clip-timing device: cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
     parser.add_argument("--out", default="solvers-run", help="folder for the rendered pairs and results")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.clip_timing:
-        record = clip_timing(args.clip_timing, args.strengths, args.reps, args.dtype)
+        record = clip_timing(args.clip_timing, args.strengths, args.reps, args.dtype, args.device)
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / f"clip-timing-{args.clip_timing}.json").write_text(json.dumps(record, indent=1) + "\n")
         return 0
