@@ -17,7 +17,10 @@ from restyle.engine.figures import (AXIS_HEIGHT, LABEL_HEIGHT, RIGHT_MARGIN, ZOO
 from restyle.engine.mini import BUNDLED_STYLES, DEMO_CONTENT
 from restyle.engine.mini.acceptance import AcceptanceSettings
 from restyle.engine.mini.architecture import MINI_SPECTROGRAM
+from restyle.engine.mini.shipped import write_style_example
 from restyle.engine.spectrogram import SpectrogramFormat, _hz_to_mel, _mel_to_hz
+from restyle.engine.style_check import check_style
+from restyle.engine.style_file import export_style, import_style, read_style_file
 from restyle.engine.training import TrainSettings
 
 needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
@@ -166,6 +169,22 @@ def test_demo_picture_ticks_sit_on_the_mel_bins_and_frames_of_the_format():
     assert all(0 <= row < fmt.n_mels * ZOOM for row, _ in frequency_ticks(fmt))  # 8 kHz is f_max: above the top bin
     assert "8 kHz" in [label for _, label in frequency_ticks(SpectrogramFormat())]  # Riffusion's goes to 10 kHz
     assert [label for _, label in time_ticks(fmt.frames_for(5 * fmt.sample_rate), fmt)] == [f"{s} s" for s in range(6)]
+
+
+@needs_fluidsynth
+def test_a_shipped_style_keeping_a_demo_example_stays_healthy_and_exports(tmp_path):
+    shipped = tmp_path / "shipped"
+    shutil.copytree(StyleLibrary().locate("accordion"), shipped / "accordion")
+    example = write_style_example("accordion", shipped / "accordion", MINI_SPECTROGRAM.sample_rate)
+    assert example == shipped / "accordion" / EXAMPLE_FILE
+    written = sf.info(str(example))
+    assert written.samplerate == MINI_SPECTROGRAM.sample_rate and 0 < written.duration <= 5.0
+    library = StyleLibrary(tmp_path / "styles", shipped=shipped)
+    assert library.names() == ["accordion"] and library.info("accordion").base_model == "mini"
+    info = library.info("accordion")
+    style_file = read_style_file(export_style(library, "accordion", tmp_path / "accordion.restyle"))
+    imported = import_style(StyleLibrary(tmp_path / "friend"), style_file, info.base_fingerprint, "mini")
+    assert check_style(imported).name == "accordion" and not (imported / EXAMPLE_FILE).exists()
 
 
 @pytest.mark.parametrize("args, message", [
