@@ -144,6 +144,9 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     demo.add_argument("--steps", type=int, default=SamplerSettings().steps,
                       help=f"sampler steps (default {SamplerSettings().steps})")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--style-clip", metavar="FILE",
+                      help="a clip of the style for the picture's third panel (default: the example.flac the "
+                           "style keeps, if any)")
     add_model_options(demo, None)
     add_library_option(demo)
 
@@ -358,13 +361,17 @@ def _adapter_spec(info) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .audio import AudioLimits, probe
     from .demo import run_demo
 
+    if args.style_clip:
+        probe(args.style_clip, AudioLimits(max_seconds=args.max_seconds))  # before the model loads
     engine = load_engine(args, args.model or _style_base_model(args))
     settings = _sampler_settings(args, engine.recommended_settings(engine.style_mix(args.style)))
     bar = ProgressBar(f"stylizing with {args.style}")
     try:
-        outputs = run_demo(engine, Path(args.out), args.style, Path(args.content), settings, progress=bar)
+        outputs = run_demo(engine, Path(args.out), args.style, Path(args.content), settings, progress=bar,
+                           style_clip=Path(args.style_clip) if args.style_clip else None)
     finally:
         bar.close()
     for label, path in outputs.items():

@@ -58,6 +58,12 @@ def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
+def mel_bin(fmt: SpectrogramFormat, hz: float) -> float:
+    """Where ``hz`` falls among the mel bins (HTK scale): 0.0 at the first filter's peak, n_mels - 1 at the last's."""
+    low, high = _hz_to_mel(fmt.f_min), _hz_to_mel(fmt.f_max)
+    return float((_hz_to_mel(hz) - low) * (fmt.n_mels + 1) / (high - low)) - 1.0
+
+
 def mel_filterbank(fmt: SpectrogramFormat) -> torch.Tensor:
     """HTK-scale triangular filters without area normalisation, shaped (n_fft // 2 + 1, n_mels), float64."""
     n_freqs = fmt.n_fft // 2 + 1

@@ -3,15 +3,24 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from PIL import Image
 
 from restyle.engine import Engine, StyleLibrary, load_base_model
 from restyle.cli import main
+from restyle.engine.demo import EXAMPLE_FILE, style_panel
+from restyle.engine.figures import (AXIS_HEIGHT, LABEL_HEIGHT, RIGHT_MARGIN, ZOOM, frequency_ticks, hz_to_row,
+                                    seconds_to_column, time_ticks)
 from restyle.engine.mini import BUNDLED_STYLES, DEMO_CONTENT
 from restyle.engine.mini.acceptance import AcceptanceSettings
 from restyle.engine.mini.architecture import MINI_SPECTROGRAM
+from restyle.engine.mini.shipped import write_style_example
+from restyle.engine.spectrogram import SpectrogramFormat, _hz_to_mel, _mel_to_hz
+from restyle.engine.style_check import check_style
+from restyle.engine.style_file import export_style, import_style, read_style_file
 from restyle.engine.training import TrainSettings
 
 needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
@@ -54,7 +63,14 @@ def test_a_users_style_hides_the_shipped_one_of_the_same_name(tiny_base, style_c
     assert engine.style("accordion").info.base_model == "tiny"
 
 
-def test_demo_writes_content_stylized_audio_and_a_side_by_side_picture(tmp_path, capsys):
+def framed_panels(picture: Image.Image) -> list[int]:
+    """The width of each panel's frame, left to right, read along the frames' top edge."""
+    row = np.asarray(picture)[LABEL_HEIGHT - 1] < 200
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+    return [int(end - start) for start, end in zip(edges[::2], edges[1::2])]
+
+
+def test_demo_writes_content_stylized_audio_and_a_three_panel_picture(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "10", "--styles-dir", str(tmp_path / "styles")]) == 0
     printed = capsys.readouterr().out
@@ -63,8 +79,13 @@ def test_demo_writes_content_stylized_audio_and_a_side_by_side_picture(tmp_path,
     assert stylized.samplerate == content.samplerate
     picture = Image.open(out / "spectrograms.png")
     frames = MINI_SPECTROGRAM.frames_for(round(content.frames * MINI_SPECTROGRAM.sample_rate / content.samplerate))
-    assert picture.size == (2 * 2 * frames + 8, 2 * MINI_SPECTROGRAM.n_mels + 16)
+    content_frame, stylized_frame, note_frame = framed_panels(picture)
+    assert content_frame == stylized_frame == ZOOM * frames + 2
+    assert picture.height == LABEL_HEIGHT + ZOOM * MINI_SPECTROGRAM.n_mels + AXIS_HEIGHT
     assert "spectrograms.png" in printed
+    assert not (StyleLibrary(tmp_path / "styles").locate("accordion") / EXAMPLE_FILE).exists()  # so: the note
+    note_box = np.asarray(picture)[LABEL_HEIGHT:-AXIS_HEIGHT, -note_frame:-RIGHT_MARGIN]
+    assert (note_box < 100).any()  # the note's text (the box's frame is grey)
 
 
 @needs_fluidsynth
@@ -97,13 +118,73 @@ def test_acceptance_settings_default_to_the_published_protocol():
     assert settings.strengths == (0.3, 0.5, 0.7)
 
 
-def test_demo_takes_content_at_any_rate_and_channel_count(tmp_path, content_wav):
-    out = tmp_path / "demo"
+def test_demo_takes_content_and_a_stereo_44k_style_clip_at_any_rate(tmp_path, content_wav, capsys):
+    out, style_clip = tmp_path / "demo", tmp_path / "style-clip.wav"
+    sf.write(str(style_clip), np.stack([np.sin(np.arange(88200) * 0.05)] * 2, axis=1) * 0.3, 44100)  # 2 s, stereo
     assert main(["demo", "--out", str(out), "--content", str(content_wav), "--steps", "4",
-                 "--styles-dir", str(tmp_path / "styles")]) == 0
+                 "--style-clip", str(style_clip), "--styles-dir", str(tmp_path / "styles")]) == 0
     assert sf.info(str(out / "content_accordion.wav")).frames == sf.info(str(content_wav)).frames
     frames = MINI_SPECTROGRAM.frames_for(MINI_SPECTROGRAM.sample_rate)  # the 1 s content, at 16 kHz
-    assert Image.open(out / "spectrograms.png").size == (2 * 2 * frames + 8, 2 * MINI_SPECTROGRAM.n_mels + 16)
+    picture = Image.open(out / "spectrograms.png")
+    assert framed_panels(picture) == [ZOOM * frames + 2] * 2 + [ZOOM * MINI_SPECTROGRAM.frames_for(32000) + 2]
+
+
+@pytest.mark.parametrize("style_clip, message", [
+    ("missing.wav", "Audio file not found"),
+    (".", "is a folder, not an audio file"),
+])
+def test_demo_refuses_a_bad_style_clip_in_one_line_before_the_model_loads(tmp_path, cli, monkeypatch,
+                                                                          style_clip, message):
+    import restyle.engine.commands as commands
+
+    monkeypatch.setattr(commands, "load_engine", lambda *_: pytest.fail("the model was loaded"))
+    result = cli("demo", "--out", tmp_path / "demo", "--style-clip", tmp_path / style_clip)
+    assert result.returncode == 1
+    assert result.stderr.startswith("restyle: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr and not (tmp_path / "demo").exists()
+
+
+def test_demo_picture_third_panel_is_the_styles_example_else_a_note(engine, tmp_path, content_wav):
+    note = style_panel(engine, "accordion", None)  # the shipped accordion keeps no example.flac
+    assert note.image is None and "--style-clip" in note.note
+    assert style_panel(engine, "accordion:0.5,bird-tweet:0.5", None).image is None  # a blend has no one clip
+    example = tmp_path / "styles" / "accordion" / EXAMPLE_FILE  # a user's accordion, keeping an example
+    example.parent.mkdir(parents=True)
+    sf.write(str(example), sf.read(str(content_wav))[0], 44100)
+    kept = style_panel(engine, "accordion", None)
+    assert kept.image is not None and EXAMPLE_FILE in kept.label
+    given = style_panel(engine, "accordion", content_wav)  # --style-clip comes first
+    assert given.image is not None and "content.wav" in given.label and EXAMPLE_FILE not in given.label
+
+
+def test_demo_picture_ticks_sit_on_the_mel_bins_and_frames_of_the_format():
+    fmt = MINI_SPECTROGRAM
+    peaks = _mel_to_hz(torch.linspace(float(_hz_to_mel(fmt.f_min)), float(_hz_to_mel(fmt.f_max)), fmt.n_mels + 2,
+                                     dtype=torch.float64))
+    for k in (0, 40, fmt.n_mels - 1):  # filter k peaks at peaks[k + 1]; its image row is n_mels - 1 - k
+        assert hz_to_row(float(peaks[k + 1]), fmt, zoom=2) == pytest.approx((fmt.n_mels - 1 - k) * 2 + 1)
+    assert seconds_to_column(0.0, fmt, zoom=2) == 1.0  # the first frame's centre
+    assert seconds_to_column(1.0, fmt, zoom=2) == pytest.approx(2 * fmt.sample_rate / fmt.hop_length + 1)
+    assert [label for _, label in frequency_ticks(fmt)] == ["250 Hz", "500 Hz", "1 kHz", "2 kHz", "4 kHz"]
+    assert all(0 <= row < fmt.n_mels * ZOOM for row, _ in frequency_ticks(fmt))  # 8 kHz is f_max: above the top bin
+    assert "8 kHz" in [label for _, label in frequency_ticks(SpectrogramFormat())]  # Riffusion's goes to 10 kHz
+    assert [label for _, label in time_ticks(fmt.frames_for(5 * fmt.sample_rate), fmt)] == [f"{s} s" for s in range(6)]
+
+
+@needs_fluidsynth
+def test_a_shipped_style_keeping_a_demo_example_stays_healthy_and_exports(tmp_path):
+    shipped = tmp_path / "shipped"
+    shutil.copytree(StyleLibrary().locate("accordion"), shipped / "accordion")
+    example = write_style_example("accordion", shipped / "accordion", MINI_SPECTROGRAM.sample_rate)
+    assert example == shipped / "accordion" / EXAMPLE_FILE
+    written = sf.info(str(example))
+    assert written.samplerate == MINI_SPECTROGRAM.sample_rate and 0 < written.duration <= 5.0
+    library = StyleLibrary(tmp_path / "styles", shipped=shipped)
+    assert library.names() == ["accordion"] and library.info("accordion").base_model == "mini"
+    info = library.info("accordion")
+    style_file = read_style_file(export_style(library, "accordion", tmp_path / "accordion.restyle"))
+    imported = import_style(StyleLibrary(tmp_path / "friend"), style_file, info.base_fingerprint, "mini")
+    assert check_style(imported).name == "accordion" and not (imported / EXAMPLE_FILE).exists()
 
 
 @pytest.mark.parametrize("args, message", [

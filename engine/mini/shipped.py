@@ -1,7 +1,8 @@
 """Makes what ships with the mini model besides its weights: its styles and the demo's content clip.
 
 The styles are learned exactly as a user would (``Engine.train``) from clips rendered from the style seed
-stream, and written into the package's read-only style folder.
+stream, and written into the package's read-only style folder with the first clip as ``example.flac`` (the
+third panel of ``restyle demo``'s picture).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ..atomic import write_json
 from ..audio import read_audio, write_audio
+from ..demo import EXAMPLE_FILE, first_seconds
 from ..engine import Engine
 from ..library import StyleLibrary
 from ..progress import ProgressCallback
@@ -27,6 +29,7 @@ from .render import instrument, render_notes
 PRESETS = {"accordion": "accordion", "tubular-bells": "chime", "bird-tweet": "bird"}
 CLIPS_PER_STYLE = 4
 CLIP_SECONDS = 5.0
+EXAMPLE_SECONDS = 5.0  # the longest example.flac a shipped style keeps
 
 
 def train_shipped_styles(
@@ -42,8 +45,23 @@ def train_shipped_styles(
             clips = render_style_clips(name.replace("-", " "), Path(tmp) / name, CLIPS_PER_STYLE, CLIP_SECONDS,
                                        rate, seed)
             engine.train(name, [clips], settings, overwrite=True, progress=progress, preset=PRESETS[name])
-            written.append(forget_clip_paths(engine.library.folder(name)))
+            style_folder = engine.library.folder(name)
+            keep_example(clips, style_folder)
+            written.append(forget_clip_paths(style_folder))
     return written
+
+
+def write_style_example(name: str, style_folder: Path, rate: int, seed: int = 0) -> Path:
+    """Write ``example.flac`` into a shipped style's folder: its first training clip, rendered as training does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = render_style_clips(name.replace("-", " "), Path(tmp) / name, CLIPS_PER_STYLE, CLIP_SECONDS, rate, seed)
+        return keep_example(clips, style_folder)
+
+
+def keep_example(clips: Path, style_folder: Path) -> Path:
+    """Copy the first rendered clip in ``clips`` (at most EXAMPLE_SECONDS) into ``style_folder``, atomically."""
+    clip = first_seconds(read_audio(min(clips.glob("*.wav"))), EXAMPLE_SECONDS)
+    return write_audio(style_folder / EXAMPLE_FILE, clip)
 
 
 def forget_clip_paths(style_folder: Path) -> Path:
