@@ -14,7 +14,7 @@ from restyle.cli import main
 from restyle.engine.demo import EXAMPLE_FILE, style_panel
 from restyle.engine.figures import (AXIS_HEIGHT, LABEL_HEIGHT, RIGHT_MARGIN, ZOOM, frequency_ticks, hz_to_row,
                                     seconds_to_column, time_ticks)
-from restyle.engine.mini import BUNDLED_STYLES, DEMO_CONTENT
+from restyle.engine.mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE
 from restyle.engine.mini.acceptance import AcceptanceSettings
 from restyle.engine.mini.architecture import MINI_SPECTROGRAM
 from restyle.engine.mini.shipped import write_style_example
@@ -74,16 +74,26 @@ def test_demo_writes_content_stylized_audio_and_a_three_panel_picture(tmp_path, 
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "10", "--styles-dir", str(tmp_path / "styles")]) == 0
     printed = capsys.readouterr().out
-    content, stylized = sf.info(str(out / "content.wav")), sf.info(str(out / "content_accordion.wav"))
+    content, stylized = sf.info(str(out / "content.wav")), sf.info(str(out / f"content_{DEMO_STYLE}.wav"))
     assert stylized.frames == content.frames == sf.info(str(DEMO_CONTENT)).frames
     assert stylized.samplerate == content.samplerate
     picture = Image.open(out / "spectrograms.png")
     frames = MINI_SPECTROGRAM.frames_for(round(content.frames * MINI_SPECTROGRAM.sample_rate / content.samplerate))
-    content_frame, stylized_frame, note_frame = framed_panels(picture)
+    content_frame, stylized_frame, style_frame = framed_panels(picture)
     assert content_frame == stylized_frame == ZOOM * frames + 2
     assert picture.height == LABEL_HEIGHT + ZOOM * MINI_SPECTROGRAM.n_mels + AXIS_HEIGHT
     assert "spectrograms.png" in printed
-    assert not (StyleLibrary(tmp_path / "styles").locate("accordion") / EXAMPLE_FILE).exists()  # so: the note
+    example = sf.info(str(StyleLibrary().locate(DEMO_STYLE) / EXAMPLE_FILE))  # the shipped style's own clip
+    assert style_frame == ZOOM * MINI_SPECTROGRAM.frames_for(example.frames) + 2
+
+
+def test_demo_shows_a_note_for_a_style_that_keeps_no_clip(tmp_path):
+    styles = tmp_path / "styles"
+    shutil.copytree(StyleLibrary().locate("accordion"), styles / "accordion", ignore=shutil.ignore_patterns(EXAMPLE_FILE))
+    out = tmp_path / "demo"  # the user's accordion (no example.flac) hides the shipped one
+    assert main(["demo", "--out", str(out), "--steps", "4", "--style", "accordion", "--styles-dir", str(styles)]) == 0
+    picture = Image.open(out / "spectrograms.png")
+    note_frame = framed_panels(picture)[-1]
     note_box = np.asarray(picture)[LABEL_HEIGHT:-AXIS_HEIGHT, -note_frame:-RIGHT_MARGIN]
     assert (note_box < 100).any()  # the note's text (the box's frame is grey)
 
@@ -123,7 +133,7 @@ def test_demo_takes_content_and_a_stereo_44k_style_clip_at_any_rate(tmp_path, co
     sf.write(str(style_clip), np.stack([np.sin(np.arange(88200) * 0.05)] * 2, axis=1) * 0.3, 44100)  # 2 s, stereo
     assert main(["demo", "--out", str(out), "--content", str(content_wav), "--steps", "4",
                  "--style-clip", str(style_clip), "--styles-dir", str(tmp_path / "styles")]) == 0
-    assert sf.info(str(out / "content_accordion.wav")).frames == sf.info(str(content_wav)).frames
+    assert sf.info(str(out / f"content_{DEMO_STYLE}.wav")).frames == sf.info(str(content_wav)).frames
     frames = MINI_SPECTROGRAM.frames_for(MINI_SPECTROGRAM.sample_rate)  # the 1 s content, at 16 kHz
     picture = Image.open(out / "spectrograms.png")
     assert framed_panels(picture) == [ZOOM * frames + 2] * 2 + [ZOOM * MINI_SPECTROGRAM.frames_for(32000) + 2]
@@ -145,11 +155,14 @@ def test_demo_refuses_a_bad_style_clip_in_one_line_before_the_model_loads(tmp_pa
 
 
 def test_demo_picture_third_panel_is_the_styles_example_else_a_note(engine, tmp_path, content_wav):
-    note = style_panel(engine, "accordion", None)  # the shipped accordion keeps no example.flac
-    assert note.image is None and "--style-clip" in note.note
+    shipped = style_panel(engine, "accordion", None)  # the shipped accordion keeps its first clip
+    assert shipped.image is not None and EXAMPLE_FILE in shipped.label
     assert style_panel(engine, "accordion:0.5,bird-tweet:0.5", None).image is None  # a blend has no one clip
-    example = tmp_path / "styles" / "accordion" / EXAMPLE_FILE  # a user's accordion, keeping an example
-    example.parent.mkdir(parents=True)
+    users = tmp_path / "styles" / "accordion"  # a user's accordion hides the shipped one, and keeps no clip
+    shutil.copytree(StyleLibrary().locate("accordion"), users, ignore=shutil.ignore_patterns(EXAMPLE_FILE))
+    note = style_panel(engine, "accordion", None)
+    assert note.image is None and "--style-clip" in note.note
+    example = users / EXAMPLE_FILE  # then it keeps one
     sf.write(str(example), sf.read(str(content_wav))[0], 44100)
     kept = style_panel(engine, "accordion", None)
     assert kept.image is not None and EXAMPLE_FILE in kept.label
