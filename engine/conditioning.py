@@ -12,6 +12,21 @@ from .base_model import BaseModel
 from .errors import SettingsError
 
 PLACEHOLDER = "*"
+FP16_PEAK = 256.0  # largest |component| of e(t) fed to a text encoder that runs in fp16 (fp16 ends at 65504)
+
+
+def fit_to_dtype(embeddings: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """e(t) rows scaled down, where fp16 could not hold them, to a peak of FP16_PEAK; other dtypes untouched.
+
+    A learned e(t) can grow far past any word embedding (norms of 1e6 and more: three stacked linear layers, and
+    a loss that the text encoder's layer norms make nearly blind to scale), which in fp16 is inf and then NaN.
+    Scaling a row keeps its direction, which is what the first layer norm passes on; what changes is only the
+    relative weight of the position embedding and the residual sums, already negligible at such sizes.
+    """
+    if dtype != torch.float16:
+        return embeddings
+    peak = embeddings.abs().amax(dim=-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
+    return embeddings * torch.clamp(FP16_PEAK / peak, max=1.0)
 
 
 class TextConditioner:
@@ -64,7 +79,8 @@ class TextConditioner:
         is_placeholder = (ids == self.placeholder_id).unsqueeze(-1)
 
         def replace(_module, _inputs, output):
-            return torch.where(is_placeholder, placeholder_embeddings[:, None, :].to(output.dtype), output)
+            fitted = fit_to_dtype(placeholder_embeddings, output.dtype)
+            return torch.where(is_placeholder, fitted[:, None, :].to(output.dtype), output)
 
         handle = self.base.text_encoder.get_input_embeddings().register_forward_hook(replace)
         try:

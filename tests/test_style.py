@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from restyle.engine import SettingsError, StyleExistsError, StyleLibrary, StyleNotFoundError
-from restyle.engine.conditioning import TextConditioner
+from restyle.engine import load_base_model
+from restyle.engine.conditioning import TextConditioner, fit_to_dtype
 from restyle.engine.style import Style, StyleInfo, TimeVaryingEmbedding, parse_style_mix
 
 
@@ -30,6 +31,21 @@ def test_placeholder_replaces_only_its_own_input_embedding(tiny_base):
     assert not torch.allclose(a[:, 1], b[:, 1])
     torch.testing.assert_close(conditioner.unconditional(), unconditional)
     assert not tiny_base.text_encoder.get_input_embeddings()._forward_hooks, "the hook is removed after use"
+
+
+def test_a_style_embedding_too_large_for_fp16_still_conditions_an_fp16_text_encoder():
+    base = load_base_model("mini", device="cpu", dtype="fp32")  # a fresh copy: its text encoder goes to fp16
+    conditioner = TextConditioner(base)
+    huge = conditioner.word_embedding("accordion")[None] * 3e6  # the size learned styles reach (norms of 1e6-1e7)
+    reference = conditioner.style_context(huge)
+    base.text_encoder.half()  # what the engine stores on CUDA with --dtype auto
+    context = conditioner.style_context(huge)
+    assert torch.isfinite(context).all(), "an fp16 text encoder turned the style into inf/NaN"
+    similarity = torch.nn.functional.cosine_similarity(context.flatten(1), reference.flatten(1))
+    assert similarity.item() > 0.9999
+    small = conditioner.word_embedding("accordion")[None]
+    torch.testing.assert_close(fit_to_dtype(small, torch.float16), small)  # a word-sized embedding is untouched
+    torch.testing.assert_close(fit_to_dtype(huge, torch.bfloat16), huge)  # bf16 holds it: nothing to fit
 
 
 def test_gradients_reach_the_placeholder_embedding_only(tiny_base):
