@@ -78,7 +78,7 @@ class StylizeWorker:
         return {"model_id": self.engine.base.model_id, "fingerprint": self.engine.base.fingerprint}
 
     def run(self, spec: dict):
-        """Run one job; yields ``{"done", "total", "stage"}`` while it runs, then ``{"result"}`` or ``{"error"}``."""
+        """Run one job; yields ``{"done", "total", "stage", "loss"}`` while it runs, then ``{"result"}`` or ``{"error"}``."""
         messages: queue.Queue = queue.Queue()
         stop = threading.Event()
         work = threading.Thread(target=self._run, args=(spec, messages, stop), daemon=True)
@@ -95,12 +95,13 @@ class StylizeWorker:
 
     def _run(self, spec: dict, messages: queue.Queue, stop: threading.Event) -> None:
         folder = Path(tempfile.mkdtemp(dir=self.scratch))
-        progress = lambda p: messages.put({"done": p.done, "total": p.total, "stage": p.stage})  # noqa: E731
+        progress = lambda p: messages.put({"done": p.done, "total": p.total, "stage": p.stage,  # noqa: E731
+                                           "loss": p.loss})
         try:
             if spec["kind"] == "learn":
                 clips = [_write(folder / f"clip-{i}{suffix}", data) for i, (suffix, data) in enumerate(spec["clips"])]
-                self.engine.train(spec["name"], clips, TrainSettings(steps=spec["steps"]), progress=progress,
-                                  should_cancel=stop.is_set)
+                self.engine.train(spec["name"], clips, TrainSettings(steps=spec["steps"]), resume=spec["resume"],
+                                  progress=progress, should_cancel=stop.is_set, preset=spec["preset"])
                 messages.put({"result": {"style": spec["name"]}})
                 return
             source = _write(folder / f"input{spec['suffix']}", spec["audio"])
@@ -200,7 +201,7 @@ class ClusterProtocol(Submissions):
                 raise _error(*message["error"])
             if "result" in message:
                 return _finish(job, message["result"])
-            job.done, job.total = message["done"], message["total"]
+            job.done, job.total, job.loss = message["done"], message["total"], message.get("loss")
         raise ReplicaLostError(f"The replica running {job.id} stopped without a result.")
 
 
@@ -208,8 +209,8 @@ def _spec(job: Job) -> dict:
     """What a worker needs for ``job``: settings and the audio itself (replicas may be on other machines)."""
     p = job.params
     if job.kind == "learn":
-        return {"kind": "learn", "name": p["name"], "steps": p["steps"],
-                "clips": [(Path(c).suffix, Path(c).read_bytes()) for c in p["clips"]]}
+        return {"kind": "learn", "name": p["name"], "steps": p["steps"], "preset": p.get("preset"),
+                "resume": p.get("resume", False), "clips": [(Path(c).suffix, Path(c).read_bytes()) for c in p["clips"]]}
     source = Path(p["input"])
     return {"kind": "stylize", "audio": source.read_bytes(), "suffix": source.suffix, "style": p["style"],
             "settings": p["settings"], "start": p["start"], "end": p["end"], "stereo": p["stereo"]}
