@@ -125,17 +125,29 @@ def add_studio_command(commands: argparse._SubParsersAction) -> dict:
     add_model_options(studio, MINI)
     add_backend_options(studio)
     add_library_option(studio)
+    logs.add_log_options(studio)
     return {"studio": cmd_studio}
 
 
 def cmd_studio(args: argparse.Namespace) -> int:
-    """Load the engine, serve the studio (and the HTTP API) until SIGINT/SIGTERM, open the browser."""
+    """Log as ``serve`` does (requests, jobs, errors), then run the studio until SIGINT/SIGTERM."""
+    handlers = logs.configure(logs.settings_from(args))
+    try:
+        return _studio(args, handlers[-1])
+    finally:
+        logs.unconfigure(handlers)
+
+
+def _studio(args: argparse.Namespace, log_handler) -> int:
+    """Load the engine, serve the studio (and the HTTP API), open the browser."""
     from .knobs import Knobs
     from .protocol import RestyleProtocol
     from .studio import StudioSettings, open_studio
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the page phones nobody
     check_studio_options(args)  # every mistake is reported before the model loads
+    note(f"log: {getattr(log_handler, 'baseFilename', 'console only')}")
+    LOG.info("restyle studio starting: model %s, %s:%s", args.model, args.host, args.port)
     engine = load_engine(args, args.model)
     protocol = RestyleProtocol(engine, Knobs(), learn_steps=args.learn_steps)
     protocol.start()

@@ -287,6 +287,25 @@ def test_bad_studio_options_are_refused_before_the_model_loads(cli, monkeypatch,
     assert message in result.stderr.strip().splitlines()[-1]
 
 
+def test_the_studio_logs_as_serve_does_and_refuses_an_unwritable_log_in_one_line(cli, monkeypatch, tmp_path):
+    import restyle.bridge.commands as commands
+    from restyle.engine import SettingsError
+
+    def stop_here(*_):
+        raise SettingsError("stopped before the model loads")
+
+    monkeypatch.setattr(commands, "load_engine", stop_here)
+    log = tmp_path / "logs" / "studio.log"
+    result = cli("studio", "--no-browser", "--port", "0", "--log-file", log)
+    assert result.returncode != 0 and "stopped before the model loads" in result.stderr
+    assert "restyle studio starting: model mini" in log.read_text()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = cli("studio", "--no-browser", "--port", "0", "--log-file", blocked / "studio.log")
+    assert result.returncode != 0
+    assert "Cannot write the log file" in result.stderr.strip().splitlines()[-1]
+
+
 def own_address() -> str | None:
     """This machine's address on its network (not loopback), or None without one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
