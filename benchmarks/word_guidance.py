@@ -37,10 +37,10 @@ class WordEmbedding(TimeVaryingEmbedding):
 def word_mix(engine: Engine, word: str) -> StyleMix:
     """A 'style' that is the base model's own embedding of ``word`` (one token)."""
     base = engine.base
-    ids = base.tokenizer(word, add_special_tokens=False).input_ids
-    if len(ids) != 1:
-        sys.exit(f"'{word}' is {len(ids)} tokens for this model: pick a one-token caption word.")
-    embedding = base.text_encoder.get_input_embeddings().weight[ids[0]].detach().float()
+    pieces = base.tokenizer.tokenize(word)
+    if len(pieces) != 1:
+        sys.exit(f"'{word}' is {len(pieces)} tokens for this model: pick a one-token caption word.")
+    embedding = engine.conditioner.word_embedding(word)
     info = StyleInfo(name=word, base_model=base.model_id, base_fingerprint=base.fingerprint, embed_dim=base.embed_dim)
     return StyleMix(((Style(info, WordEmbedding(base.embed_dim, embedding).eval()), 1.0),))
 

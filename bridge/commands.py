@@ -131,11 +131,8 @@ def add_studio_command(commands: argparse._SubParsersAction) -> dict:
 
 def cmd_studio(args: argparse.Namespace) -> int:
     """Log as ``serve`` does (requests, jobs, errors), then run the studio until SIGINT/SIGTERM."""
-    handlers = logs.configure(logs.settings_from(args))
-    try:
-        return _studio(args, handlers[-1])
-    finally:
-        logs.unconfigure(handlers)
+    with logs.logging_for(args) as log_handler:
+        return _studio(args, log_handler)
 
 
 def _studio(args: argparse.Namespace, log_handler) -> int:
@@ -241,11 +238,8 @@ def _serve_cluster(args: argparse.Namespace, model: str) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Check the options, load the engine, listen for OSC (and MIDI) until SIGINT/SIGTERM."""
-    handlers = logs.configure(logs.settings_from(args))
-    try:
-        return _serve(args, handlers[-1])
-    finally:
-        logs.unconfigure(handlers)
+    with logs.logging_for(args) as log_handler:
+        return _serve(args, log_handler)
 
 
 def _serve(args: argparse.Namespace, log_handler) -> int:

@@ -8,6 +8,7 @@ The console (stderr) shows warnings and errors unless ``-v`` (more) or ``-q`` (l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -76,6 +77,16 @@ def configure(settings: LogSettings) -> list[logging.Handler]:
     logger.setLevel(logging.DEBUG if settings.console_level <= logging.DEBUG else logging.INFO)
     logger.propagate = False
     return handlers
+
+
+@contextlib.contextmanager
+def logging_for(args: argparse.Namespace):
+    """Logging as the command line asked for, for the length of a command; yields the file (last) handler."""
+    handlers = configure(settings_from(args))
+    try:
+        yield handlers[-1]
+    finally:
+        unconfigure(handlers)
 
 
 def unconfigure(handlers: list[logging.Handler]) -> None:

@@ -151,11 +151,12 @@ class MiniTrainer:
             (self.work / LATENTS).unlink(missing_ok=True)  # made by an earlier run's VAE
         else:
             self.log = {**state["log"], "machine": self.log["machine"], "settings": asdict(s)}
-        if state is not None and state["phase"] == "unet" and (self.work / LATENTS).is_file():
-            nets = self._networks_from_latents(state)  # the corpus is not needed again: the UNet can move machines
-        else:
+        from_latents = state is not None and state["phase"] == "unet" and (self.work / LATENTS).is_file()
+        if not from_latents:
             nets, state = self._networks_from_corpus(state, progress, cancel)
         cached = torch.load(self.work / LATENTS, map_location=self.device)
+        if from_latents:  # the corpus is not needed again: the UNet phase can move machines
+            nets = self._networks_from_latents(state, cached["captions"])
         self._train_unet(nets, cached["latents"].float(), cached["captions"], state, progress, cancel)
         return self.save(nets, Path(out))
 
@@ -184,9 +185,8 @@ class MiniTrainer:
             self._encode(nets.vae, images, captions)
         return nets, state
 
-    def _networks_from_latents(self, state: dict) -> Networks:
+    def _networks_from_latents(self, state: dict, captions: list[str]) -> Networks:
         """The networks for a run whose VAE is trained and whose latents are cached: no corpus needed."""
-        captions = torch.load(self.work / LATENTS, map_location="cpu")["captions"]
         nets = self._networks(corpus_words(captions))
         self._load_vae(nets, state)
         return nets
