@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
 
 from .adapters import LoraSettings, UNetAdapters
 from .atomic import atomic_path
@@ -26,7 +27,6 @@ from .base_model import BaseModel
 from .conditioning import TextConditioner
 from .errors import AudioError, CancelledError, CheckpointError, SettingsError
 from .progress import CancelCheck, Progress, ProgressCallback
-from .sampler import make_scheduler
 from .spectrogram import SpectrogramConverter, image_to_model_input
 from .style import Style, StyleInfo, TimeVaryingEmbedding
 
@@ -97,7 +97,9 @@ class StyleTrainer:
         self.base = base
         self.conditioner = conditioner
         self.limits = limits
-        self.scheduler = make_scheduler(base)
+        # The training noise is the base model's forward process at exactly the timestep the UNet is told; a
+        # solver's add_noise is for its own inference schedule (UniPC's, before set_timesteps, maps t to 999 - t).
+        self.scheduler = DDPMScheduler.from_config(base.scheduler_config)
         self.converter = SpectrogramConverter(base.spectrogram, base.device)
 
     def clip_windows(self, clips: list[Path], window_hop: float) -> torch.Tensor:

@@ -124,3 +124,30 @@ def test_resume_after_kill_9_continues_from_the_checkpoint(style_clips, tmp_path
     info = json.loads((styles / "killed" / "style.json").read_text())
     assert len(info["loss_history"]) == saved["step"] + 5
     assert info["loss_history"][: saved["step"]] == saved["history"]
+
+
+def test_training_noises_each_timestep_by_the_base_models_own_schedule(engine):
+    """The UNet must see x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise at the t it is told (a solver's add_noise,
+    such as UniPC's before set_timesteps, maps t elsewhere: styles then learn a corrupted objective)."""
+    config = engine.base.scheduler_config
+    assert config["beta_schedule"] == "scaled_linear"  # Stable Diffusion's and Riffusion's, as tiny's
+    betas = torch.linspace(config["beta_start"] ** 0.5, config["beta_end"] ** 0.5, config["num_train_timesteps"],
+                           dtype=torch.float64) ** 2
+    alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+    seen = []
+
+    def capture(_module, args, kwargs):
+        seen.append((args[0].detach().clone(), args[1].detach().clone()))
+
+    trainer = StyleTrainer(engine.base, engine.conditioner)
+    latents = torch.zeros(1, 4, 8, 16)  # zero signal: the UNet's input is the scaled noise alone
+    handle = engine.base.unet.register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            trainer.loss(trainer.new_module(TrainSettings()), latents, torch.Generator().manual_seed(0), 16)
+    finally:
+        handle.remove()
+    (noisy, timesteps), = seen
+    for sample, t in zip(noisy, timesteps):
+        expected = float((1 - alphas_cumprod[int(t)]) ** 0.5)
+        assert abs(sample.float().std().item() - expected) < 0.15 * expected + 0.02, f"t={int(t)}"
