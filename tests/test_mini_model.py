@@ -17,7 +17,7 @@ from restyle.engine.figures import (AXIS_HEIGHT, LABEL_HEIGHT, RIGHT_MARGIN, ZOO
 from restyle.engine.mini import BUNDLED_STYLES, DEMO_CONTENT, DEMO_STYLE
 from restyle.engine.mini.acceptance import AcceptanceSettings
 from restyle.engine.mini.architecture import MINI_SPECTROGRAM
-from restyle.engine.mini.shipped import write_style_example
+from restyle.engine.mini.shipped import RECOMMENDED, train_shipped_styles, write_style_example
 from restyle.engine.spectrogram import SpectrogramFormat, _hz_to_mel, _mel_to_hz
 from restyle.engine.style_check import check_style
 from restyle.engine.style_file import export_style, import_style, read_style_file
@@ -198,6 +198,19 @@ def test_a_shipped_style_keeping_a_demo_example_stays_healthy_and_exports(tmp_pa
     style_file = read_style_file(export_style(library, "accordion", tmp_path / "accordion.restyle"))
     imported = import_style(StyleLibrary(tmp_path / "friend"), style_file, info.base_fingerprint, "mini")
     assert check_style(imported).name == "accordion" and not (imported / EXAMPLE_FILE).exists()
+
+
+@needs_fluidsynth
+def test_shipped_styles_are_rebuilt_with_the_grids_settings_and_no_temporary_paths(tiny_base, tmp_path):
+    engine = Engine(tiny_base, StyleLibrary(tmp_path / "unused"))
+    written = train_shipped_styles(engine, TrainSettings(steps=1), folder=tmp_path / "shipped")
+    assert sorted(folder.name for folder in written) == sorted(BUNDLED_STYLES)
+    for folder in written:
+        info = json.loads((folder / "style.json").read_text())
+        assert (info["recommended_scale"], info["recommended_strength"]) == RECOMMENDED[folder.name]
+        assert all("path" not in clip for clip in info["training"]["clips"]) and (folder / EXAMPLE_FILE).is_file()
+    shipped = {name: StyleLibrary().info(name) for name in BUNDLED_STYLES}  # what is committed agrees
+    assert {name: (i.recommended_scale, i.recommended_strength) for name, i in shipped.items()} == RECOMMENDED
 
 
 @pytest.mark.parametrize("args, message", [

@@ -25,8 +25,11 @@ from .acceptance import render_style_clips
 from .melodies import melody
 from .render import instrument, render_notes
 
-# Recommended settings per shipped style come from the preset of the same sound family.
+# Each shipped style learns with the preset of its sound family; its recommended (scale, strength) then comes
+# from the grid of acceptance (a) on the shipped model (docs/mini-model.md, "Shipped styles"): the setting with
+# the largest reduction towards the true target whose chroma against the content stays at least 0.8.
 PRESETS = {"accordion": "accordion", "tubular-bells": "chime", "bird-tweet": "bird"}
+RECOMMENDED = {"accordion": (4.5, 0.3), "tubular-bells": (2.0, 0.7), "bird-tweet": (2.5, 0.5)}
 CLIPS_PER_STYLE = 4
 CLIP_SECONDS = 5.0
 EXAMPLE_SECONDS = 5.0  # the longest example.flac a shipped style keeps
@@ -47,7 +50,7 @@ def train_shipped_styles(
             engine.train(name, [clips], settings, overwrite=True, progress=progress, preset=PRESETS[name])
             style_folder = engine.library.folder(name)
             keep_example(clips, style_folder)
-            written.append(forget_clip_paths(style_folder))
+            written.append(finish_record(style_folder, *RECOMMENDED[name]))
     return written
 
 
@@ -64,10 +67,11 @@ def keep_example(clips: Path, style_folder: Path) -> Path:
     return write_audio(style_folder / EXAMPLE_FILE, clip)
 
 
-def forget_clip_paths(style_folder: Path) -> Path:
-    """Drop the (temporary) paths of a shipped style's clips from its record; names and hashes stay."""
+def finish_record(style_folder: Path, scale: float, strength: float) -> Path:
+    """Set a shipped style's recommended settings and drop its clips' (temporary) paths; names and hashes stay."""
     path = style_folder / INFO_FILE
     info = json.loads(path.read_text())
+    info["recommended_scale"], info["recommended_strength"] = scale, strength
     for clip in info.get("training", {}).get("clips", []):
         clip.pop("path", None)
     write_json(path, info)
