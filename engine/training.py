@@ -174,7 +174,10 @@ class StyleTrainer:
         for path in clips:  # every clip is checked before any is read in full
             probe(path, self.limits)
         clip_prints = [file_fingerprint(p) for p in clips]
-        run_key = {"base": self.base.fingerprint, "clips": clip_prints, "settings": settings.run_key()}
+        # "noising" marks checkpoints made since the trainer noises by the forward process: older ones (53dd409
+        # up to that fix) continued a corrupted objective, so they are refused like other settings.
+        run_key = {"base": self.base.fingerprint, "clips": clip_prints, "settings": settings.run_key(),
+                   "noising": "forward-process"}
         latents = self.encode(self.clip_windows(clips, settings.window_hop))
 
         module = self.new_module(settings)

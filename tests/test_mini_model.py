@@ -209,8 +209,12 @@ def test_shipped_styles_are_rebuilt_with_the_grids_settings_and_no_temporary_pat
         info = json.loads((folder / "style.json").read_text())
         assert (info["recommended_scale"], info["recommended_strength"]) == RECOMMENDED[folder.name]
         assert all("path" not in clip for clip in info["training"]["clips"]) and (folder / EXAMPLE_FILE).is_file()
-    shipped = {name: StyleLibrary().info(name) for name in BUNDLED_STYLES}  # what is committed agrees
-    assert {name: (i.recommended_scale, i.recommended_strength) for name, i in shipped.items()} == RECOMMENDED
+
+
+def test_committed_shipped_styles_carry_the_grids_recommended_settings(tmp_path):
+    shipped = StyleLibrary(tmp_path / "no-user-styles")  # the package's styles only
+    infos = {name: shipped.info(name) for name in BUNDLED_STYLES}
+    assert {name: (i.recommended_scale, i.recommended_strength) for name, i in infos.items()} == RECOMMENDED
 
 
 @pytest.mark.parametrize("args, message", [

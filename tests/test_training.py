@@ -89,6 +89,17 @@ def test_resume_refuses_other_clips_and_missing_checkpoints(engine, style_clips)
         engine.train("new", [style_clips / "bell0.wav"], TrainSettings(steps=4), resume=True)
 
 
+def test_resume_refuses_a_checkpoint_from_before_the_noising_fix(engine, style_clips):
+    with pytest.raises(CancelledError):
+        engine.train("old", [style_clips], TrainSettings(steps=4, checkpoint_every=100), should_cancel=lambda: True)
+    path = engine.library.checkpoint_path("old")
+    state = torch.load(path, weights_only=True)
+    state["run_key"].pop("noising", None)  # what the trainer of 53dd409 up to the fix wrote
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="start again without --resume"):
+        engine.train("old", [style_clips], TrainSettings(steps=4), resume=True)
+
+
 def test_existing_style_is_not_overwritten_by_accident(engine, style_clips):
     engine.train("bells", [style_clips], TrainSettings(steps=1))
     with pytest.raises(StyleExistsError):
