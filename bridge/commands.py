@@ -1,4 +1,4 @@
-"""The bridge's commands: ``restyle serve``, ``daw`` and ``studio`` (gathered by restyle/cli.py with the others)."""
+"""The bridge's commands: ``restyle serve`` and ``studio`` (gathered by restyle/cli.py with the others)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ from restyle import logs
 from restyle.engine.errors import SettingsError
 from restyle.options import add_backend_options, add_library_option, add_model_options, load_engine, note
 
-from .daw_install import HOSTS
 from .wire import DEFAULT_PORT
 
 LOG = logging.getLogger(__name__)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> dict:
-    """``serve``, ``daw`` and ``studio`` with their options, added to the ``restyle`` parser; returns their handlers."""
+    """``serve`` and ``studio`` with their options, added to the ``restyle`` parser; returns their handlers."""
     from restyle.engine.base_model import DEFAULT_MODEL
 
     serve = commands.add_parser("serve", help="run the engine for DAWs: OSC over UDP and TCP, optional MIDI knobs")
@@ -72,36 +71,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     add_library_option(serve)
     logs.add_log_options(serve)
 
-    daw = commands.add_parser("daw", help="install the DAW scripts (REAPER, Ableton Live, Pure Data) where the host "
-                                          "looks for them")
-    actions = daw.add_subparsers(dest="action", required=True, metavar="ACTION")
-    install = actions.add_parser("install", help="copy a host's scripts into its folders; a file you changed is kept")
-    install.add_argument("host", choices=HOSTS, help="reaper, ableton or pd")
-    install.add_argument("--dry-run", action="store_true", help="only say what would be copied (default: copy)")
-    install.add_argument("--force", action="store_true",
-                         help="also replace files you changed (default: keep them and say so)")
-    install.add_argument("--to", metavar="FOLDER",
-                         help="REAPER's resource folder, Live's User Library or the folder for the Pd patch "
-                              "(default: the host's usual folder on this system; required for Live on Linux)")
-    where = actions.add_parser("path", help="where the shipped scripts are and where each host's copies go")
-    where.add_argument("host", nargs="?", choices=HOSTS, help="one host (default: all three)")
-    return {"serve": cmd_serve, "daw": cmd_daw, **add_studio_command(commands)}
-
-
-def cmd_daw(args: argparse.Namespace) -> int:
-    """``daw install HOST`` or ``daw path [HOST]``."""
-    from .daw_install import Platform, describe_targets, install, plan, templates_folder
-
-    platform = Platform.current()
-    if args.action == "path":
-        print(f"shipped scripts: {templates_folder()}")
-        for host in [args.host] if args.host else HOSTS:
-            for line in describe_targets(host, platform):
-                print(line)
-        return 0
-    for status, target in install(plan(args.host, platform, args.to), args.dry_run, args.force):
-        print(f"{status}: {target}")
-    return 0
+    return {"serve": cmd_serve, **add_studio_command(commands)}
 
 
 def add_studio_command(commands: argparse._SubParsersAction) -> dict:

@@ -1,4 +1,4 @@
-"""The commands a DAW starts for every action never load the engine's ML stack (the start-up time is in
+"""The commands a DAW starts for every action, and the DAW scripts' installer, never load the engine's ML stack (the start-up time is in
 benchmarks/client_startup.py; here only which modules get imported is checked)."""
 
 import json
@@ -47,6 +47,12 @@ def test_client_against_a_running_server_loads_no_ml_stack(tiny_base, styles_dir
         assert heavy_modules_after("status", "--port", port, "--json") == []
         assert heavy_modules_after("send", str(content_wav), "--port", port, "--steps", "2") == []
         assert heavy_modules_after("cancel", "job-999", "--port", port) == []
+
+
+def test_installing_the_daw_scripts_loads_no_ml_stack(tmp_path):
+    assert heavy_modules_after("daw", "path") == []
+    assert heavy_modules_after("daw", "install", "reaper", "--to", str(tmp_path), "--dry-run") == []
+    assert heavy_modules_after("daw", "install", "--help") == []
 
 
 def test_engine_commands_still_load_the_engine():
