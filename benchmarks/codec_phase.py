@@ -48,13 +48,8 @@ def rebuild(engine: Engine, converter: SpectrogramConverter, audio: np.ndarray, 
     image, peak = converter.audio_to_image(signal)
     magnitude = converter.mel_to_magnitude(converter.image_to_mel(image, peak))[..., : spectrum.shape[-1]]
     start = lambda: torch.Generator().manual_seed(seed)  # noqa: E731: the same random start for each way
-    engines_converter, engine.converter = engine.converter, converter
-    try:
-        codec = codec_round_trip(engine, audio, seed)
-    finally:
-        engine.converter = engines_converter
     out = {
-        "VAE + GL": torch.from_numpy(codec),
+        "VAE + GL": torch.from_numpy(codec_round_trip(engine, audio, seed, converter=converter)),
         "GL alone": converter.griffin_lim(magnitude, length, start()),
         "GL zero start": converter.griffin_lim(magnitude, length, initial_phase=torch.zeros_like(magnitude)),
         "true phase": converter._istft(torch.polar(magnitude, torch.angle(spectrum)), length),

@@ -277,16 +277,20 @@ class Features:
 
 
 @torch.no_grad()
-def codec_round_trip(engine: Engine, audio: np.ndarray, seed: int = 0, vae: bool = True) -> np.ndarray:
-    """A model-rate clip through the codec alone: image -> (VAE encode -> decode) -> Griffin-Lim, no diffusion."""
+def codec_round_trip(engine: Engine, audio: np.ndarray, seed: int = 0, vae: bool = True,
+                     converter: SpectrogramConverter | None = None) -> np.ndarray:
+    """A model-rate clip through the codec alone: image -> (VAE encode -> decode) -> Griffin-Lim, no diffusion.
+
+    ``converter`` replaces the engine's own spectrogram converter (e.g. another mel inversion)."""
     fmt = engine.base.spectrogram
+    converter = converter or engine.converter
     overlap = int(round(engine.settings.overlap_seconds * fmt.sample_rate))
     windows = torch.from_numpy(split(audio.astype(np.float32), fmt.window_samples, overlap))
-    images, maxima = engine.converter.audio_to_image(windows)
+    images, maxima = converter.audio_to_image(windows)
     if vae:
         with engine.base.autocast():
             images = engine.decode(engine.encode(images)).float()
-    rebuilt = engine.converter.image_to_audio(images, maxima, torch.Generator().manual_seed(seed))
+    rebuilt = converter.image_to_audio(images, maxima, torch.Generator().manual_seed(seed))
     return join(rebuilt.cpu().numpy(), len(audio), overlap)
 
 
