@@ -10,6 +10,7 @@ from restyle.engine import load_base_model
 from restyle.engine.errors import SettingsError
 from restyle.engine.mini.architecture import MINI_SPECTROGRAM
 from restyle.engine.mini.corpus import CorpusSettings
+from restyle.engine.mini.decoder import DecoderSettings, DecoderTrainer
 from restyle.engine.mini.train import MiniTrainer, MiniTrainSettings, cosine_with_warmup, min_snr_weights, random_crops
 
 pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
@@ -114,3 +115,39 @@ def test_a_time_budget_fixes_the_step_count_after_timing(tmp_path):
     assert 25 <= trainer.log["steps"]["vae"] < 10_000  # a millisecond's budget: the warm-up and timed steps only
     assert "unet" not in trainer.log["steps"]  # no budget: the given count
     assert len(trainer.log["loss"]["unet"]) == 25
+
+
+def test_a_decoder_fine_tune_resumes_changes_only_the_decoder_and_keeps_the_latent_space(tmp_path):
+    work, model, out = tmp_path / "work", tmp_path / "model", tmp_path / "tuned"
+    MiniTrainer(work, SMOKE, device="cpu").run(model)
+    settings = DecoderSettings(steps=3, batch=2, crop=64, warmup_steps=1, checkpoint_every=1, validation_crops=2)
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        DecoderTrainer(work, settings, device="cpu").run(model, out, progress=seen.append,
+                                                          cancel=lambda: len(seen) == 1)
+    assert not out.exists()
+    resumed = []
+    record = DecoderTrainer(work, settings, device="cpu").run(model, out, progress=resumed.append)
+    assert [p.done for p in resumed] == [2, 3]
+    assert len(record["loss"]) == 3 and record["validation_l1_after"] > 0
+
+    before = load_base_model(str(model), device="cpu", dtype="fp32")
+    after = load_base_model(str(out), device="cpu", dtype="fp32")
+    x = torch.rand(1, 3, MINI_SPECTROGRAM.n_mels, 64) * 2 - 1
+    with torch.no_grad():  # the latent space every style was trained in is unchanged...
+        assert torch.equal(before.vae.encode(x).latent_dist.mean, after.vae.encode(x).latent_dist.mean)
+        z = before.vae.encode(x).latent_dist.mean
+        assert not torch.equal(before.vae.decode(z).sample, after.vae.decode(z).sample)  # ...its decoding is not
+    for name in ("unet", "text_encoder", "tokenizer", "scheduler"):
+        for file in (model / name).iterdir():
+            assert (out / name / file.name).read_bytes() == file.read_bytes()
+    notes = json.loads((out / "training.json").read_text())
+    assert notes["decoder_finetune"]["settings"]["steps"] == 3 and notes["settings"]["unet_steps"] == 3
+
+    with pytest.raises(SettingsError, match="another model or with other settings"):
+        DecoderTrainer(work, DecoderSettings(**{**settings.__dict__, "steps": 4}), device="cpu").run(model, out)
+
+
+def test_a_decoder_fine_tune_needs_a_packed_corpus(tmp_path):
+    with pytest.raises(SettingsError, match="restyle mini train --work"):
+        DecoderTrainer(tmp_path, DecoderSettings(steps=1)).run(tmp_path / "model", tmp_path / "out")

@@ -13,6 +13,7 @@ from pathlib import Path
 from restyle.options import ProgressBar, add_library_option, add_model_options, load_engine
 
 from ..training import TrainSettings
+from .decoder import DecoderSettings
 from . import MINI, MODEL_DIR, STYLES_DIR
 
 DEFAULT_WORK = "mini-training"
@@ -35,6 +36,13 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     train.add_argument("--vae-minutes", type=float, help="wall-clock budget of the VAE phase (default: none)")
     train.add_argument("--unet-minutes", type=float, help="wall-clock budget of the UNet phase (default: none)")
     train.add_argument("--seconds-per-program", type=float, help="dry audio per program and soundfont (default 30)")
+
+    decoder = actions.add_parser("decoder", help="fine-tune the model's VAE decoder alone (styles stay valid; resumable)")
+    decoder.add_argument("--work", default=DEFAULT_WORK, help=f"folder holding the packed corpus; the checkpoint goes there (default {DEFAULT_WORK})")
+    decoder.add_argument("--model", default=str(MODEL_DIR), help="the mini model to start from (default: the shipped one)")
+    decoder.add_argument("--out", required=True, help="where the model with the new decoder is written (may be --model)")
+    decoder.add_argument("--steps", type=int, help=f"fine-tuning steps (default {DecoderSettings().steps})")
+    decoder.add_argument("--device", default="auto", help="cuda, cpu or auto (default: a GPU if there is one)")
 
     styles = actions.add_parser("styles", help="learn the shipped styles on the mini model")
     styles.add_argument("--out", default=str(STYLES_DIR), help="style folder (default: the shipped one)")
@@ -66,7 +74,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
 
 def cmd_mini(args: argparse.Namespace) -> int:
 
-    action = {"train": _train, "styles": _styles, "acceptance": _acceptance}[args.action]
+    action = {"train": _train, "decoder": _decoder, "styles": _styles, "acceptance": _acceptance}[args.action]
     bar = ProgressBar(f"mini {args.action}")
     try:
         return action(args, bar)
@@ -114,6 +122,16 @@ def _acceptance_settings(args: argparse.Namespace):
 
         settings = replace(settings, strengths=tuple(parse_grid(args.strength, "strength")))
     return settings
+
+
+def _decoder(args: argparse.Namespace, bar) -> int:
+    from .decoder import DecoderTrainer
+
+    settings = DecoderSettings(**({"steps": args.steps} if args.steps is not None else {}))
+    record = DecoderTrainer(args.work, settings, device=args.device).run(args.model, args.out, progress=bar)
+    print(json.dumps({"model": args.out, "seconds": round(record["seconds"], 1),
+                      "validation_l1": [record["validation_l1_before"], record["validation_l1_after"]]}))
+    return 0
 
 
 def _train(args: argparse.Namespace, bar) -> int:
