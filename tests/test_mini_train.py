@@ -10,7 +10,7 @@ from restyle.engine import load_base_model
 from restyle.engine.errors import SettingsError
 from restyle.engine.mini.architecture import MINI_SPECTROGRAM
 from restyle.engine.mini.corpus import CorpusSettings
-from restyle.engine.mini.decoder import DecoderSettings, DecoderTrainer
+from restyle.engine.mini.decoder import DecoderSettings, DecoderTrainer, restamp_styles
 from restyle.engine.mini.train import MiniTrainer, MiniTrainSettings, cosine_with_warmup, min_snr_weights, random_crops
 
 pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
@@ -143,6 +143,19 @@ def test_a_decoder_fine_tune_resumes_changes_only_the_decoder_and_keeps_the_late
             assert (out / name / file.name).read_bytes() == file.read_bytes()
     notes = json.loads((out / "training.json").read_text())
     assert notes["decoder_finetune"]["settings"]["steps"] == 3 and notes["settings"]["unet_steps"] == 3
+    assert "_name_or_path" not in json.loads((out / "vae" / "config.json").read_text())
+
+    styles = tmp_path / "styles"
+    for name, fingerprint in (("learned-on-it", before.fingerprint), ("learned-elsewhere", "0123456789abcdef")):
+        (styles / name).mkdir(parents=True)
+        (styles / name / "style.json").write_text(json.dumps({"name": name, "base_fingerprint": fingerprint}))
+    assert after.fingerprint != before.fingerprint
+    assert restamp_styles(styles, before, after) == ["learned-on-it"]
+    assert json.loads((styles / "learned-on-it" / "style.json").read_text())["base_fingerprint"] == after.fingerprint
+    assert json.loads((styles / "learned-elsewhere" / "style.json").read_text())["base_fingerprint"] == "0123456789abcdef"
+    other = load_base_model("tiny", device="cpu", dtype="fp32")
+    with pytest.raises(SettingsError, match="more than its decoder"):
+        restamp_styles(styles, other, after)
 
     with pytest.raises(SettingsError, match="another model or with other settings"):
         DecoderTrainer(work, DecoderSettings(**{**settings.__dict__, "steps": 4}), device="cpu").run(model, out)

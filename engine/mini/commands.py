@@ -1,4 +1,4 @@
-"""``restyle mini train | styles | acceptance``: rebuild and measure the shipped mini model.
+"""``restyle mini train | decoder | styles | acceptance``: rebuild and measure the shipped mini model.
 
 Each is one reproducible command (fixed seeds, settings recorded next to the results). They need FluidSynth
 and the General MIDI soundfont (``apt install fluidsynth fluid-soundfont-gm``) and ``pip install restyle[mini]``.
@@ -42,6 +42,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     decoder.add_argument("--model", default=str(MODEL_DIR), help="the mini model to start from (default: the shipped one)")
     decoder.add_argument("--out", required=True, help="where the model with the new decoder is written (may be --model)")
     decoder.add_argument("--steps", type=int, help=f"fine-tuning steps (default {DecoderSettings().steps})")
+    decoder.add_argument("--styles", metavar="FOLDER",
+                         help="also move the styles in FOLDER learned on --model to the new model (default: none)")
     decoder.add_argument("--device", default="auto", help="cuda, cpu or auto (default: a GPU if there is one)")
 
     styles = actions.add_parser("styles", help="learn the shipped styles on the mini model")
@@ -125,11 +127,15 @@ def _acceptance_settings(args: argparse.Namespace):
 
 
 def _decoder(args: argparse.Namespace, bar) -> int:
-    from .decoder import DecoderTrainer
+    from ..base_model import load_base_model
+    from .decoder import DecoderTrainer, restamp_styles
 
     settings = DecoderSettings(**({"steps": args.steps} if args.steps is not None else {}))
+    before = load_base_model(args.model, device="cpu", dtype="fp32")  # loaded first: --out may be --model
     record = DecoderTrainer(args.work, settings, device=args.device).run(args.model, args.out, progress=bar)
-    print(json.dumps({"model": args.out, "seconds": round(record["seconds"], 1),
+    after = load_base_model(args.out, device="cpu", dtype="fp32")
+    restamped = restamp_styles(args.styles, before, after) if args.styles else []
+    print(json.dumps({"model": args.out, "seconds": round(record["seconds"], 1), "styles": restamped,
                       "validation_l1": [record["validation_l1_before"], record["validation_l1_after"]]}))
     return 0
 

@@ -21,11 +21,12 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from ..atomic import atomic_folder, atomic_path, write_json
-from ..base_model import weights_fingerprint
+from ..base_model import BaseModel, weights_fingerprint
 from ..devices import pick_device
 from ..errors import SettingsError
 from ..progress import CancelCheck, Progress, ProgressCallback
 from ..spectrogram import image_to_model_input
+from ..style import INFO_FILE
 from .corpus import load_corpus
 from .train import CORPUS, cosine_with_warmup, random_crops
 
@@ -156,5 +157,28 @@ class DecoderTrainer:
             shutil.rmtree(tmp / "vae")
             vae.cpu().to(torch.float16).save_pretrained(tmp / "vae")
             vae.to(torch.float32)
+            config = json.loads((tmp / "vae" / "config.json").read_text())
+            config.pop("_name_or_path", None)  # where it was loaded from on this machine: not part of the model
+            write_json(tmp / "vae" / "config.json", config)
             notes = json.loads((tmp / "training.json").read_text()) if (tmp / "training.json").is_file() else {}
             write_json(tmp / "training.json", {**notes, "decoder_finetune": summary})
+
+
+def restamp_styles(folder: str | Path, old: BaseModel, new: BaseModel) -> list[str]:
+    """Move the styles in ``folder`` learned on ``old`` to ``new``, which must differ from it in the decoder
+    alone (a style depends on the encoder, UNet and text encoder only); returns their names."""
+    if conditioning_fingerprint(old) != conditioning_fingerprint(new):
+        raise SettingsError(f"{new.model_id} differs from {old.model_id} in more than its decoder: styles learned "
+                            "on one must be learned again on the other (restyle train).")
+    restamped = []
+    for info_file in sorted(Path(folder).glob(f"*/{INFO_FILE}")):
+        info = json.loads(info_file.read_text())
+        if info.get("base_fingerprint") == old.fingerprint:
+            write_json(info_file, {**info, "base_fingerprint": new.fingerprint})
+            restamped.append(info["name"])
+    return restamped
+
+
+def conditioning_fingerprint(base: BaseModel) -> str:
+    """The fingerprint of everything a style depends on: the VAE's encoder, the UNet and the text encoder."""
+    return weights_fingerprint(base.vae.encoder, base.vae.quant_conv, base.unet, base.text_encoder)
