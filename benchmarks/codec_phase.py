@@ -12,6 +12,7 @@ squares updates, `SpectrogramConverter.mel_to_magnitude`):
     true phase           the image's magnitude with the clip's own STFT phase (a perfect phase: no Griffin-Lim)
     STFT + GL            the clip's own linear magnitude (no image, no mel inversion) -> Griffin-Lim
     STFT + true phase    the clip's own STFT inverted (the floor of the measure itself)
+    VAE + GL (FOLDER)    with --also-model FOLDER: the codec with that model's VAE instead (e.g. another decoder)
 
     .venv/bin/python benchmarks/codec_phase.py --model mini --pairs mini-acceptance/pairs --out result.json
 
@@ -40,8 +41,10 @@ from restyle.engine.transcription import Transcriber, note_f1
 
 
 @torch.no_grad()
-def rebuild(engine: Engine, converter: SpectrogramConverter, audio: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """The clip rebuilt each way with ``converter``'s mel inversion (one window: the clip fits the model's)."""
+def rebuild(engine: Engine, converter: SpectrogramConverter, audio: np.ndarray, seed: int = 0,
+            others: dict[str, Engine] | None = None) -> dict[str, np.ndarray]:
+    """The clip rebuilt each way with ``converter``'s mel inversion (one window: the clip fits the model's);
+    ``others`` adds the codec of each of those engines, by name."""
     signal = torch.from_numpy(audio.astype(np.float32))
     length = len(signal)
     spectrum = converter._stft(signal)
@@ -55,6 +58,8 @@ def rebuild(engine: Engine, converter: SpectrogramConverter, audio: np.ndarray, 
         "true phase": converter._istft(torch.polar(magnitude, torch.angle(spectrum)), length),
         "STFT + GL": converter.griffin_lim(spectrum.abs(), length, start()),
         "STFT + true phase": converter._istft(spectrum, length),
+        **{f"VAE + GL ({name})": torch.from_numpy(codec_round_trip(other, audio, seed, converter=converter))
+           for name, other in (others or {}).items()},
     }
     return {way: clip.reshape(-1).cpu().numpy()[:length] for way, clip in out.items()}
 
@@ -89,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="mini", help="base model (default mini)")
     parser.add_argument("--pairs", default="mini-acceptance/pairs", help="an acceptance run's pairs folder")
     parser.add_argument("--out", help="write the per-clip rows and the summary as JSON here")
+    parser.add_argument("--also-model", action="append", default=[], metavar="FOLDER",
+                        help="also measure the codec with this model's VAE (repeatable; same spectrogram format)")
     parser.add_argument("--timing", action="store_true", help="time the mel inversion instead (no pairs needed)")
     args = parser.parse_args(argv)
     if args.timing:
@@ -98,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     engine = Engine.load(args.model, device="cpu", styles_dir=tempfile.mkdtemp())
     fmt, rate = engine.base.spectrogram, engine.base.spectrogram.sample_rate
+    others = {name: Engine.load(name, device="cpu", styles_dir=tempfile.mkdtemp()) for name in args.also_model}
+    if any(other.base.spectrogram != fmt for other in others.values()):
+        sys.exit("--also-model needs models of the same spectrogram format as --model.")
     inversions = {"pseudo-inverse (baseline)": SpectrogramConverter(replace(fmt, mel_inversion_iters=0)),
                   f"NNLS x{fmt.mel_inversion_iters}": SpectrogramConverter(fmt)}
     transcriber = Transcriber()
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         audio = mono_at(read_audio(path), rate)[: fmt.window_samples]
         reference = transcriber.notes(audio, rate)
         for inversion, converter in inversions.items():
-            for way, clip in rebuild(engine, converter, audio).items():
+            for way, clip in rebuild(engine, converter, audio, others=others).items():
                 rows.append({"clip": path.name, "inversion": inversion, "way": way,
                              "log_mel_db": log_mel_distance(clip, audio, converter),
                              "note_f1": note_f1(reference, transcriber.notes(clip, rate))})
