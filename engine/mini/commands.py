@@ -131,10 +131,11 @@ def _decoder(args: argparse.Namespace, bar) -> int:
     from .decoder import DecoderTrainer, restamp_styles
 
     settings = DecoderSettings(**({"steps": args.steps} if args.steps is not None else {}))
-    before = load_base_model(args.model, device="cpu", dtype="fp32")  # loaded first: --out may be --model
+    before = load_base_model(args.model, device="cpu", dtype="fp32") if args.styles else None  # --out may be --model
     record = DecoderTrainer(args.work, settings, device=args.device).run(args.model, args.out, progress=bar)
-    after = load_base_model(args.out, device="cpu", dtype="fp32")
-    restamped = restamp_styles(args.styles, before, after) if args.styles else []
+    restamped = []
+    if before is not None:
+        restamped = restamp_styles(args.styles, before, load_base_model(args.out, device="cpu", dtype="fp32"))
     print(json.dumps({"model": args.out, "seconds": round(record["seconds"], 1), "styles": restamped,
                       "validation_l1": [record["validation_l1_before"], record["validation_l1_after"]]}))
     return 0

@@ -28,7 +28,7 @@ from ..progress import CancelCheck, Progress, ProgressCallback
 from ..spectrogram import image_to_model_input
 from ..style import INFO_FILE
 from .corpus import load_corpus
-from .train import CORPUS, cosine_with_warmup, random_crops
+from .train import CORPUS, cosine_with_warmup, random_crops, sample_latents
 
 CHECKPOINT = "decoder-checkpoint.pt"
 
@@ -87,9 +87,10 @@ class DecoderTrainer:
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: cosine_with_warmup(k, s.warmup_steps, s.steps))
         generator = torch.Generator().manual_seed(s.seed)
         validation, _ = random_crops(images, s.validation_crops, s.crop, torch.Generator().manual_seed(s.seed + 1))
-        record = {"settings": asdict(s), "source_vae": source, "seconds": 0.0,
-                  "validation_l1_before": self.validation_l1(vae, validation)}
+        record = {"settings": asdict(s), "source_vae": source, "seconds": 0.0}
         step = self._resume(vae, optimizer, schedule, generator, record)
+        if step == 0:
+            record["validation_l1_before"] = self.validation_l1(vae, validation)
         vae.decoder.train()
         began = time.perf_counter()
         while step < s.steps:
@@ -98,8 +99,7 @@ class DecoderTrainer:
             crops, _ = random_crops(images, s.batch, s.crop, generator)
             x = image_to_model_input(crops)
             with torch.no_grad():
-                posterior = vae.encode(x).latent_dist
-                latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(self.device)
+                latents = sample_latents(vae.encode(x).latent_dist, generator)
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 rebuilt = vae.decode(latents).sample
             loss = F.l1_loss(rebuilt.float(), x)

@@ -115,6 +115,12 @@ def random_crops(images: torch.Tensor, count: int, width: int, generator: torch.
     return torch.gather(picked, -1, index), rows
 
 
+def sample_latents(posterior, generator: torch.Generator) -> torch.Tensor:
+    """A draw from a VAE posterior, with the CPU ``generator``'s numbers (the same on every device)."""
+    noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean.device)
+    return posterior.mean + posterior.std * noise
+
+
 def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
     """Min-SNR-gamma loss weights for noise prediction: min(SNR(t), gamma) / SNR(t); all ones when gamma is 0."""
     if gamma <= 0:
@@ -238,8 +244,7 @@ class MiniTrainer:
             x = image_to_model_input(crops)
             with self._autocast():
                 posterior = vae.encode(x).latent_dist
-                noise = torch.randn(posterior.mean.shape, generator=generator).to(self.device)
-                rebuilt = vae.decode(posterior.mean + posterior.std * noise).sample
+                rebuilt = vae.decode(sample_latents(posterior, generator)).sample
             loss = F.l1_loss(rebuilt.float(), x) + s.kl_weight * posterior.kl().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
