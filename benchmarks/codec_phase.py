@@ -6,18 +6,23 @@ content by basic-pitch). The baseline, measured in the same run, is the clamped 
 before (`mel_inversion_iters=0`, Riffusion's own inverse); "NNLS" is the format's default (non-negative least
 squares updates, `SpectrogramConverter.mel_to_magnitude`):
 
-    VAE + GL             the codec of `restyle mini acceptance`: image -> VAE -> mel -> magnitude -> Griffin-Lim
+    VAE + GL             the codec with Griffin-Lim: image -> VAE -> mel -> magnitude -> Griffin-Lim
+    VAE + input phase    the codec of stylizing (the default since 2026-11-28): the VAE's magnitudes with the clip's
+                         own STFT phase, no Griffin-Lim
+    VAE + GL from input phase x8 / x32
+                         Griffin-Lim (8 or 32 iterations) started from the clip's own phase instead of at random
     GL alone             image -> mel -> magnitude -> Griffin-Lim (32 iterations, random start)
     GL zero start        the same from a zero phase
-    true phase           the image's magnitude with the clip's own STFT phase (a perfect phase: no Griffin-Lim)
+    true phase           the image's magnitude with the clip's own STFT phase (no VAE, no Griffin-Lim)
     STFT + GL            the clip's own linear magnitude (no image, no mel inversion) -> Griffin-Lim
     STFT + true phase    the clip's own STFT inverted (the floor of the measure itself)
     VAE + GL (FOLDER)    with --also-model FOLDER: the codec with that model's VAE instead (e.g. another decoder)
 
     .venv/bin/python benchmarks/codec_phase.py --model mini --pairs mini-acceptance/pairs --out result.json
 
-`--timing` instead times one window's mel -> audio (inverse and Griffin-Lim) in mini's and Riffusion's formats,
-with the NNLS updates and without (the baseline of the ratio), on this machine's CPU.
+`--timing` instead times one window's mel -> audio in mini's and Riffusion's formats on this machine's CPU: the
+clamped pseudo-inverse + Griffin-Lim (the baseline of the ratios), NNLS + Griffin-Lim, and NNLS + the input's
+phase (the default).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from restyle.engine.engine import Engine
 from restyle.engine.mini.acceptance import codec_round_trip, log_mel_distance
 from restyle.engine.spectrogram import SpectrogramConverter
 from restyle.engine.transcription import Transcriber, note_f1
+from restyle.engine.windows import join, split
 
 
 @torch.no_grad()
@@ -52,40 +58,66 @@ def rebuild(engine: Engine, converter: SpectrogramConverter, audio: np.ndarray, 
     magnitude = converter.mel_to_magnitude(converter.image_to_mel(image, peak))[..., : spectrum.shape[-1]]
     start = lambda: torch.Generator().manual_seed(seed)  # noqa: E731: the same random start for each way
     out = {
-        "VAE + GL": torch.from_numpy(codec_round_trip(engine, audio, seed, converter=converter)),
+        "VAE + GL": torch.from_numpy(codec_round_trip(engine, audio, seed, converter=converter, phase="griffin-lim")),
+        "VAE + input phase": torch.from_numpy(codec_round_trip(engine, audio, seed, converter=converter,
+                                                                phase="input")),
+        **{f"VAE + GL from input phase x{iters}": torch.from_numpy(
+            vae_then_griffin_lim_from_input_phase(engine, converter, audio, iters)) for iters in (8, 32)},
         "GL alone": converter.griffin_lim(magnitude, length, start()),
         "GL zero start": converter.griffin_lim(magnitude, length, initial_phase=torch.zeros_like(magnitude)),
         "true phase": converter._istft(torch.polar(magnitude, torch.angle(spectrum)), length),
         "STFT + GL": converter.griffin_lim(spectrum.abs(), length, start()),
         "STFT + true phase": converter._istft(spectrum, length),
-        **{f"VAE + GL ({name})": torch.from_numpy(codec_round_trip(other, audio, seed, converter=converter))
+        **{f"VAE + GL ({name})": torch.from_numpy(codec_round_trip(other, audio, seed, converter=converter,
+                                                                    phase="griffin-lim"))
            for name, other in (others or {}).items()},
     }
     return {way: clip.reshape(-1).cpu().numpy()[:length] for way, clip in out.items()}
 
 
+@torch.no_grad()
+def vae_then_griffin_lim_from_input_phase(engine: Engine, converter: SpectrogramConverter, audio: np.ndarray,
+                                          iters: int) -> np.ndarray:
+    """The codec as `codec_round_trip` cuts and joins it, with Griffin-Lim (``iters``) started from the input's phase."""
+    fmt = engine.base.spectrogram
+    overlap = int(round(engine.settings.overlap_seconds * fmt.sample_rate))
+    windows = torch.from_numpy(split(audio.astype(np.float32), fmt.window_samples, overlap))
+    images, maxima = converter.audio_to_image(windows)
+    with engine.base.autocast():
+        decoded = engine.decode(engine.encode(images)).float()
+    magnitude = converter.mel_to_magnitude(converter.image_to_mel(decoded, maxima))
+    griffin_lim = SpectrogramConverter(replace(converter.format, griffin_lim_iters=iters))
+    rebuilt = griffin_lim.griffin_lim(magnitude, windows.shape[-1], initial_phase=converter.phase(windows))
+    return join(rebuilt.cpu().numpy(), len(audio), overlap)
+
+
 def time_inversions(repeats: int = 3) -> list[dict]:
-    """Seconds for one window's mel -> audio in each format, with and without the NNLS updates (best of N)."""
+    """Seconds for one window's mel -> audio in each format (best of N): the clamped pseudo-inverse and Griffin-Lim
+    (the baseline), with the NNLS updates, and with the NNLS updates and the input's phase (the default)."""
     from restyle.engine.mini.architecture import MINI_SPECTROGRAM
     from restyle.engine.spectrogram import SpectrogramFormat
+
+    def best(converter: SpectrogramConverter, mel: torch.Tensor, phase: torch.Tensor | None) -> float:
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            converter.mel_to_audio(mel, torch.Generator().manual_seed(0), phase)
+            times.append(time.perf_counter() - began)
+        return min(times)
 
     rows = []
     for name, fmt in (("mini", MINI_SPECTROGRAM), ("riffusion", SpectrogramFormat())):
         mel = torch.rand(fmt.n_mels, fmt.width, generator=torch.Generator().manual_seed(0))
-        seconds = {}
-        for iters in (0, fmt.mel_inversion_iters):
-            converter = SpectrogramConverter(replace(fmt, mel_inversion_iters=iters))
-            times = []
-            for _ in range(repeats):
-                began = time.perf_counter()
-                converter.mel_to_audio(mel, torch.Generator().manual_seed(0))
-                times.append(time.perf_counter() - began)
-            seconds[iters] = min(times)
-        row = {"format": name, "baseline_s": seconds[0], "nnls_s": seconds[fmt.mel_inversion_iters],
-               "ratio": seconds[fmt.mel_inversion_iters] / seconds[0], "threads": torch.get_num_threads()}
+        phase = 6.28 * torch.rand(fmt.n_fft // 2 + 1, fmt.width, generator=torch.Generator().manual_seed(1))
+        nnls = SpectrogramConverter(fmt)
+        baseline = best(SpectrogramConverter(replace(fmt, mel_inversion_iters=0)), mel, None)
+        row = {"format": name, "baseline_s": baseline, "nnls_s": best(nnls, mel, None),
+               "nnls_input_phase_s": best(nnls, mel, phase), "threads": torch.get_num_threads()}
+        row |= {"ratio": row["nnls_s"] / baseline, "input_phase_ratio": row["nnls_input_phase_s"] / baseline}
         rows.append(row)
-        print(f"{name:10s} mel -> audio: pseudo-inverse {row['baseline_s']:.3f} s, NNLS x{fmt.mel_inversion_iters} "
-              f"{row['nnls_s']:.3f} s ({row['ratio']:.2f}x)", flush=True)
+        print(f"{name:10s} mel -> audio: pseudo-inverse + GL {baseline:.3f} s, NNLS x{fmt.mel_inversion_iters} + GL "
+              f"{row['nnls_s']:.3f} s ({row['ratio']:.2f}x), NNLS + input phase {row['nnls_input_phase_s']:.3f} s "
+              f"({row['input_phase_ratio']:.2f}x)", flush=True)
     return rows
 
 
@@ -134,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 values = [r[measure] for r in mine]
                 line[measure] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
             summary.append(line)
-            print(f"{inversion:26s} {way:18s} log-mel {line['log_mel_db']['mean']:.2f} ± "
+            print(f"{inversion:26s} {way:20s} log-mel {line['log_mel_db']['mean']:.2f} ± "
                   f"{line['log_mel_db']['std']:.2f} dB   note F1 {line['note_f1']['mean']:.2f} ± "
                   f"{line['note_f1']['std']:.2f}", flush=True)
     if args.out:

@@ -50,6 +50,7 @@ class ClusterSettings:
     dtype: str = "auto"
     styles_dir: str | None = None  # one folder every replica can read and write
     limits: AudioLimits = AudioLimits()
+    phase: str = "input"  # where the stylized audio's phase comes from (EngineSettings.phase)
     retries: int = 2  # a job whose replica dies is sent again this many times
     max_queued: int = 64
     learn_steps: int = 3000
@@ -70,7 +71,7 @@ class StylizeWorker:
         from restyle.engine import Engine, EngineSettings
 
         self.engine = Engine.load(settings.model, settings.device, settings.dtype, settings.styles_dir,
-                                  EngineSettings(limits=settings.limits))
+                                  EngineSettings(limits=settings.limits, phase=settings.phase))
         self.scratch = Path(tempfile.mkdtemp(prefix="restyle-replica-"))
 
     def describe(self) -> dict:

@@ -60,13 +60,25 @@ class StylizeResult:
         return self.num_samples / self.sample_rate
 
 
+PHASE_SOURCES = ("input", "griffin-lim")
+
+
 @dataclass(frozen=True)
 class EngineSettings:
-    """How audio is cut for the model: 0.2 s overlaps with equal-power crossfades (Riffusion's long-audio path)."""
+    """How audio is cut for the model (0.2 s overlaps with equal-power crossfades, Riffusion's long-audio path) and
+    where the stylized audio's phase comes from."""
 
     overlap_seconds: float = 0.2
     window_batch: int | None = None  # windows denoised together in one UNet batch; None: the device's default
     limits: AudioLimits = AudioLimits()
+    # "input": the stylized magnitudes take the input's own STFT phase, so the result stays sample-aligned with
+    # the input (measured on mini v2: codec round trip 2.15 -> 1.66 dB, note F1 0.72 -> 0.84; docs/mini-model.md);
+    # "griffin-lim": Riffusion's way, a phase estimated from a random start.
+    phase: str = "input"
+
+    def __post_init__(self):
+        if self.phase not in PHASE_SOURCES:
+            raise SettingsError(f"Unknown phase source '{self.phase}': use {' or '.join(PHASE_SOURCES)}.")
 
 
 class Engine:
@@ -261,8 +273,12 @@ class Engine:
         generator = torch.Generator().manual_seed(settings.seed)
         # Every window's level follows its input (the image is scaled back by the input's maximum); the whole
         # clip's loudness and peak are set afterwards (loudness.py).
-        audio = self.converter.image_to_audio(decoded, maxima, generator)
+        audio = self.converter.image_to_audio(decoded, maxima, generator, self.input_phase(windows))
         return audio.cpu()
+
+    def input_phase(self, windows: torch.Tensor) -> torch.Tensor | None:
+        """The phase the stylized windows take: the input's own, or None for Griffin-Lim's estimate."""
+        return self.converter.phase(windows) if self.settings.phase == "input" else None
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """8-bit spectrogram images -> scaled latents (posterior mean)."""

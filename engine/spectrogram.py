@@ -2,7 +2,8 @@
 
 An image is a (n_mels, frames) uint8 array: magnitude mel spectrogram, divided by its maximum, raised to
 ``power``, scaled to 0..255 and inverted (loud is dark), with low frequencies at the bottom. The inverse undoes
-those steps, inverts the mel filterbank by least squares and recovers phase with (fast) Griffin-Lim.
+those steps, inverts the mel filterbank by non-negative least squares, and gives the magnitudes a phase: the
+input's own when the caller has it (stylizing does), else one estimated by (fast) Griffin-Lim.
 """
 
 from __future__ import annotations
@@ -127,10 +128,22 @@ class SpectrogramConverter:
         level = (255.0 - image.to(self.device, torch.float32).flip(-2)).clamp(0, 255) / 255.0
         return level ** (1.0 / self.format.power) * torch.as_tensor(max_value, device=self.device)
 
-    def mel_to_audio(self, mel: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Invert a (..., n_mels, frames) mel spectrogram to (..., hop * (frames - 1)) samples."""
+    def phase(self, audio: torch.Tensor) -> torch.Tensor:
+        """STFT phase (radians) of (..., samples) audio: (..., n_freqs, frames), the frames of its image."""
+        return torch.angle(self._stft(audio.to(self.device, torch.float32)))
+
+    def mel_to_audio(self, mel: torch.Tensor, generator: torch.Generator | None = None,
+                     phase: torch.Tensor | None = None) -> torch.Tensor:
+        """Invert a (..., n_mels, frames) mel spectrogram to (..., hop * (frames - 1)) samples.
+
+        With ``phase`` (the input's, from :meth:`phase`) the magnitudes take it as it is; without, Griffin-Lim
+        estimates one from a random start seeded by ``generator``.
+        """
         length = self.format.hop_length * (mel.shape[-1] - 1)
-        return self.griffin_lim(self.mel_to_magnitude(mel), length, generator)
+        magnitude = self.mel_to_magnitude(mel)
+        if phase is None:
+            return self.griffin_lim(magnitude, length, generator)
+        return self._istft(torch.polar(magnitude, phase.to(self.device, torch.float32)), length)
 
     def mel_to_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """Non-negative linear magnitudes whose mel is ``mel`` in the least-squares sense, (..., n_freqs, frames).
@@ -152,9 +165,11 @@ class SpectrogramConverter:
         return magnitude
 
     def image_to_audio(
-        self, image: torch.Tensor, max_value: torch.Tensor | float, generator: torch.Generator | None = None
+        self, image: torch.Tensor, max_value: torch.Tensor | float, generator: torch.Generator | None = None,
+        phase: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.mel_to_audio(self.image_to_mel(image, max_value), generator)
+        """Spectrogram images back to audio (see :meth:`mel_to_audio` for ``phase``)."""
+        return self.mel_to_audio(self.image_to_mel(image, max_value), generator, phase)
 
     def griffin_lim(self, magnitude: torch.Tensor, length: int, generator: torch.Generator | None = None,
                     initial_phase: torch.Tensor | None = None) -> torch.Tensor:

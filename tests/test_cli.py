@@ -84,3 +84,19 @@ def test_train_refuses_a_bad_clip_before_training(tmp_path, cli, cli_library):
     run = cli("train", "quiet", bad, "--model", "tiny", *cli_library)
     assert run.returncode == 1 and "silent" in run.stderr
     assert not (tmp_path / "styles" / "quiet").exists()
+
+
+def test_phase_option_reaches_the_engine_and_a_bad_one_is_refused(tmp_path, cli, cli_library, content_wav):
+    import soundfile as sf
+
+    outputs = {}
+    for phase in ("input", "griffin-lim"):
+        out = tmp_path / f"{phase}.wav"
+        run = cli("stylize", content_wav, "--style", "bells", "--steps", "2", "--phase", phase, "-o", out, *cli_library)
+        assert run.returncode == 0, run.stderr
+        outputs[phase] = sf.read(str(out))[0]
+    assert outputs["input"].shape == outputs["griffin-lim"].shape
+    assert not np.allclose(outputs["input"], outputs["griffin-lim"], atol=1e-3)
+    with pytest.raises(SystemExit) as refused:
+        cli("stylize", content_wav, "--style", "bells", "--phase", "zero", *cli_library)
+    assert refused.value.code == 2
