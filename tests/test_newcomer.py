@@ -105,7 +105,7 @@ def test_bad_arguments_are_reported_before_the_model_loads(cli, no_model_load, s
 def test_styles_show_prints_a_readable_summary(cli):
     run = cli("styles", "show", "accordion")
     assert run.returncode == 0
-    assert "recommended     strength 0.3, scale 4.5" in run.stdout
+    assert "recommended     strength 0.5, scale 2.5" in run.stdout
     assert "{" not in run.stdout, "no raw dicts"
     assert json.loads(cli("styles", "show", "accordion", "--json").stdout)["name"] == "accordion"
 

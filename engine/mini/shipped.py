@@ -29,7 +29,7 @@ from .render import instrument, render_notes
 # from the grid of acceptance (a) on the shipped model (docs/mini-model.md, "Shipped styles"): the setting with
 # the largest reduction towards the true target whose chroma against the content stays at least 0.8.
 PRESETS = {"accordion": "accordion", "tubular-bells": "chime", "bird-tweet": "bird"}
-RECOMMENDED = {"accordion": (4.5, 0.3), "tubular-bells": (2.0, 0.7), "bird-tweet": (2.5, 0.5)}
+RECOMMENDED = {"accordion": (2.5, 0.5), "tubular-bells": (2.5, 0.7), "bird-tweet": (2.0, 0.7)}
 CLIPS_PER_STYLE = 4
 CLIP_SECONDS = 5.0
 EXAMPLE_SECONDS = 5.0  # the longest example.flac a shipped style keeps
