@@ -131,6 +131,17 @@ def test_acceptance_settings_default_to_the_published_protocol():
     assert sum(t.group == "a" for t in targets) * settings.pairs_per_target >= 20
     assert {t.style_type for t in targets if t.group in "bc"} == {"tve", "lora"}
     assert settings.strengths == (0.3, 0.5, 0.7)
+    assert {t.style_type for t in targets if t.group == "a"} == {"tve"}  # the shipped styles
+
+
+def test_acceptance_measures_group_a_with_adapters_too_when_asked():
+    settings = AcceptanceSettings(groups=("a",), in_distribution_style_types=("tve", "lora")).validate()
+    styles = [t.style for t in settings.targets()]
+    assert styles == ["accordion", "accordion-lora", "tubular-bells", "tubular-bells-lora", "bird-tweet",
+                      "bird-tweet-lora"]
+    for bad in (("loar",), ()):
+        with pytest.raises(SettingsError, match="style type"):
+            AcceptanceSettings(groups=("a",), in_distribution_style_types=bad).validate()
 
 
 def test_demo_takes_content_and_a_stereo_44k_style_clip_at_any_rate(tmp_path, content_wav, capsys):
@@ -223,7 +234,7 @@ def test_committed_shipped_styles_carry_the_grids_recommended_settings(tmp_path)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--pairs", "0"], "at least one target, one pair"),
+    (["--pairs", "0"], "at least one target, style type, pair"),
     (["--targets", "kazoo"], "Unknown instrument 'kazoo'"),
     (["--recordings", "kazoo"], "Unknown recording family 'kazoo'"),
     (["--groups", "d"], "Unknown acceptance group 'd'"),

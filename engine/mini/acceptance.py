@@ -64,17 +64,19 @@ class AcceptanceSettings:
     steps: int = 50
     sampler: str = "ddim"  # the published reference (DDIM, 50 steps), so figures compare across sessions
     scale: float | None = None  # None: each style's recommended scale
-    style_types: tuple[str, ...] = ("tve", "lora")  # measured side by side in groups (b) and (c); (a) uses tve
+    style_types: tuple[str, ...] = ("tve", "lora")  # measured side by side in groups (b) and (c)
+    in_distribution_style_types: tuple[str, ...] = ("tve",)  # group (a): the shipped styles are TVE only
 
     def validate(self) -> "AcceptanceSettings":
         for group in self.groups:  # first: an unknown group would otherwise read as "no target"
             if group not in GROUPS:
                 raise SettingsError(f"Unknown acceptance group '{group}': use a, b or c.")
-        if not self.targets() or self.pairs_per_target < 1 or not self.strengths:
-            raise SettingsError("The acceptance run needs at least one target, one pair and one strength.")
+        if (not self.targets() or self.pairs_per_target < 1 or not self.strengths
+                or any(not self.style_types_for(group) for group in self.groups)):
+            raise SettingsError("The acceptance run needs at least one target, style type, pair and strength.")
         if self.seconds <= 0 or self.style_clips < 1:
             raise SettingsError("Clips must be longer than 0 s, and a style needs at least one clip.")
-        for kind in self.style_types:
+        for kind in (*self.style_types, *self.in_distribution_style_types):
             if kind not in STYLE_TYPES:
                 raise SettingsError(f"Unknown style type '{kind}': use {' or '.join(STYLE_TYPES)}.")
         for name in (*self.in_distribution, *self.held_out, *self.contents):
@@ -84,13 +86,16 @@ class AcceptanceSettings:
                 raise SettingsError(f"Unknown recording family '{name}'. Known: {', '.join(HELD_OUT_RECORDINGS)}.")
         return self
 
+    def style_types_for(self, group: str) -> tuple[str, ...]:
+        """The style types measured in a group."""
+        return self.in_distribution_style_types if group == "a" else self.style_types
+
     def targets(self) -> list["Target"]:
         """Every (group, target, style type) to learn and measure."""
         chosen = []
         for group, names in (("a", self.in_distribution), ("b", self.held_out), ("c", self.recordings)):
             if group in self.groups:
-                kinds = ("tve",) if group == "a" else self.style_types
-                chosen += [Target(group, name, kind) for name in names for kind in kinds]
+                chosen += [Target(group, name, kind) for name in names for kind in self.style_types_for(group)]
         return chosen
 
 
@@ -340,7 +345,7 @@ def run_acceptance(
             codec_audio = codec_round_trip(engine, content_audio, settings.seed)
             codec = judges.features(codec_audio)
             goal = judges.features(_mono(pair.target_audio, rate)) if pair.target_audio else None
-            if target.style_type == settings.style_types[0] or target.group == "a":
+            if target.style_type == settings.style_types_for(target.group)[0]:  # the codec once per pair
                 codec_rows.append(_codec_row(engine, judges, target, pair, content_audio, content, codec))
             base = {"group": target.group, "target": target.name, "style_type": target.style_type,
                     "content_instrument": pair.content_instrument, "content_effect": pair.content_effect,

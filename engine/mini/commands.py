@@ -61,6 +61,8 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     acceptance.add_argument("--held-out", help="comma-separated group (b) programs (default: bassoon,shamisen,bagpipe)")
     acceptance.add_argument("--recordings", help="comma-separated group (c) families (default: tabla,guitar,glass)")
     acceptance.add_argument("--style-types", help="style types measured in (b) and (c): tve,lora (default: both)")
+    acceptance.add_argument("--in-distribution-style-types", metavar="TYPES",
+                            help="style types measured in (a): tve,lora (default: tve, as the shipped styles)")
     acceptance.add_argument("--pairs", type=int, help="held-out melodies per target (default 8)")
     acceptance.add_argument("--strength", help="comma-separated strengths (default 0.3,0.5,0.7)")
     acceptance.add_argument("--scale", type=float, help="guidance scale for every style (default: each style's own)")
@@ -113,7 +115,8 @@ def _acceptance_settings(args: argparse.Namespace):
 
     settings = AcceptanceSettings(steps=args.sampling_steps, sampler=args.sampler, scale=args.scale)
     lists = {"groups": args.groups, "in_distribution": args.targets, "held_out": args.held_out,
-             "recordings": args.recordings, "style_types": args.style_types}
+             "recordings": args.recordings, "style_types": args.style_types,
+             "in_distribution_style_types": args.in_distribution_style_types}
     for key, value in lists.items():
         if value is not None:
             settings = replace(settings, **{key: tuple(t.strip() for t in value.split(",") if t.strip())})
