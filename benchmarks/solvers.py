@@ -5,7 +5,7 @@ melodies, seed 0): log-mel reduction towards the rendered target (dB) and chroma
 setting (solver x steps) stylizes the same pairs at the same strengths and seed as DDIM at 50 steps; each row is
 the per-pair paired difference against DDIM-50 (mean, standard deviation, 95 % t interval). The noise floor is DDIM-50
 against itself with another seed: what changing nothing but the noise does to the same pair. Wall time is per
-stylization (5 s clip, end to end, Griffin-Lim included), interleaved per pair so background load hits every setting
+stylization (5 s clip, end to end, the mel inverse and phase included), interleaved per pair so background load hits every setting
 alike; ratios are against DDIM-50 in the same run.
 
     nice -n 5 .venv/bin/python benchmarks/solvers.py --pairs 3 --threads 1 --out solvers-run

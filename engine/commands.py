@@ -53,7 +53,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing style of that name")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_model_options(train, DEFAULT_MODEL)
+    add_model_options(train, DEFAULT_MODEL, rebuilds_audio=False)
     add_library_option(train)
 
     stylize = commands.add_parser("stylize", help="re-render an audio file in a style")
@@ -131,7 +131,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     export.add_argument("--out", help="export folder (default: the engine's cache, where --backend onnx finds it)")
     export.add_argument("--precision", default="fp32", help="fp32, fp16 (GPUs) or int8 (CPUs) (default fp32)")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
-    add_model_options(export, DEFAULT_MODEL)
+    add_model_options(export, DEFAULT_MODEL, rebuilds_audio=False)
 
     demo = commands.add_parser("demo", help="stylize a melody with a shipped style, offline; write audio and a PNG")
     demo.add_argument("--out", default="restyle-demo", help="folder for the content, the result and the picture (default restyle-demo)")

@@ -266,19 +266,22 @@ class Engine:
         self, windows: torch.Tensor, mix: StyleMix, settings: SamplerSettings, on_step=None, should_cancel=None
     ) -> torch.Tensor:
         """(B, window_samples) audio -> stylized audio of the same shape, on the CPU."""
-        images, maxima = self.converter.audio_to_image(windows)
+        images, maxima, phase = self.analyse(windows)
         latents = self.encode(images)
         latents = self.sampler.sample(latents, mix, settings, on_step, should_cancel)
         decoded = self.decode(latents)
         generator = torch.Generator().manual_seed(settings.seed)
         # Every window's level follows its input (the image is scaled back by the input's maximum); the whole
         # clip's loudness and peak are set afterwards (loudness.py).
-        audio = self.converter.image_to_audio(decoded, maxima, generator, self.input_phase(windows))
+        audio = self.converter.image_to_audio(decoded, maxima, generator, phase)
         return audio.cpu()
 
-    def input_phase(self, windows: torch.Tensor) -> torch.Tensor | None:
-        """The phase the stylized windows take: the input's own, or None for Griffin-Lim's estimate."""
-        return self.converter.phase(windows) if self.settings.phase == "input" else None
+    def analyse(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(B, window_samples) audio -> images, their maxima, and the phase the rebuilt windows take: the input's
+        own, or None for Griffin-Lim's estimate (EngineSettings.phase)."""
+        if self.settings.phase == "input":
+            return self.converter.audio_to_image_and_phase(windows)
+        return *self.converter.audio_to_image(windows), None
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """8-bit spectrogram images -> scaled latents (posterior mean)."""

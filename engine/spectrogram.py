@@ -122,6 +122,12 @@ class SpectrogramConverter:
         """(..., samples) audio -> ((..., n_mels, frames) uint8 image, per-image maximum)."""
         return self.mel_to_image(self.mel(audio))
 
+    def audio_to_image_and_phase(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`audio_to_image` and :meth:`phase` from one STFT: (image, per-image maximum, phase)."""
+        spectrum = self._stft(audio.to(self.device, torch.float32))
+        image, max_value = self.mel_to_image(torch.einsum("fm,...ft->...mt", self.filterbank, spectrum.abs()))
+        return image, max_value, torch.angle(spectrum)
+
     # -- synthesis ----------------------------------------------------------------------------------------------
     def image_to_mel(self, image: torch.Tensor, max_value: torch.Tensor | float) -> torch.Tensor:
         """Undo the image mapping: pixel values 0..255 (uint8 or float) back to mel magnitudes."""

@@ -104,8 +104,9 @@ def new_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
 
 
 def add_model_options(parser: argparse.ArgumentParser, model_default: str | None,
-                      default_help: str = "the style’s own base model") -> None:
-    """--model, --device, --dtype, --max-seconds, --phase: which base model runs where, and how audio is rebuilt."""
+                      default_help: str = "the style’s own base model", rebuilds_audio: bool = True) -> None:
+    """--model, --device, --dtype, --max-seconds: which base model runs where; and --phase, how audio is rebuilt,
+    for commands that rebuild audio."""
     from restyle.engine.base_model import DEFAULT_MODEL, TINY
     from restyle.engine.mini import MINI
 
@@ -118,6 +119,8 @@ def add_model_options(parser: argparse.ArgumentParser, model_default: str | None
     group.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, bf16 on CPUs with AMX), fp32, bf16, fp16 "
                                                         "(default: auto)")
     group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this many seconds (default: 600)")
+    if not rebuilds_audio:
+        return
     group.add_argument("--phase", default="input", choices=["input", "griffin-lim"],
                        help="phase of the rebuilt audio: the input's own, so the result stays in phase with the "
                             "input (default), or griffin-lim, Riffusion's estimate from a random start")
@@ -141,7 +144,7 @@ def load_engine(args: argparse.Namespace, model: str):
     from restyle.engine.audio import AudioLimits
     from restyle.engine.engine import Engine, EngineSettings
 
-    settings = EngineSettings(limits=AudioLimits(max_seconds=args.max_seconds), phase=args.phase)
+    settings = EngineSettings(limits=AudioLimits(max_seconds=args.max_seconds), phase=getattr(args, "phase", "input"))
     engine = Engine.load(model, args.device, args.dtype, args.styles_dir, settings,
                          getattr(args, "backend", "torch"), getattr(args, "onnx", None))
     note(f"base model: {engine.base.describe()}; backend: {engine.backend.detail or engine.backend.name}")

@@ -139,9 +139,10 @@ def test_acceptance_measures_group_a_with_adapters_too_when_asked():
     styles = [t.style for t in settings.targets()]
     assert styles == ["accordion", "accordion-lora", "tubular-bells", "tubular-bells-lora", "bird-tweet",
                       "bird-tweet-lora"]
-    for bad in (("loar",), ()):
-        with pytest.raises(SettingsError, match="style type"):
-            AcceptanceSettings(groups=("a",), in_distribution_style_types=bad).validate()
+    with pytest.raises(SettingsError, match="Unknown style type 'loar'"):
+        AcceptanceSettings(groups=("a",), in_distribution_style_types=("loar",)).validate()
+    with pytest.raises(SettingsError, match="at least one target, style type"):
+        AcceptanceSettings(groups=("a", "b"), in_distribution_style_types=()).validate()
 
 
 def test_demo_takes_content_and_a_stereo_44k_style_clip_at_any_rate(tmp_path, content_wav, capsys):

@@ -29,7 +29,7 @@ import torch
 
 from ..atomic import atomic_path, write_json
 from ..audio import mono_at, read_audio
-from ..engine import Engine
+from ..engine import PHASE_SOURCES, Engine
 from ..errors import SettingsError
 from ..progress import ProgressCallback
 from ..sampler import SamplerSettings
@@ -292,15 +292,17 @@ def codec_round_trip(engine: Engine, audio: np.ndarray, seed: int = 0, vae: bool
     phase source ("input" or "griffin-lim"; None: the engine's)."""
     fmt = engine.base.spectrogram
     converter = converter or engine.converter
+    source = phase or engine.settings.phase
+    if source not in PHASE_SOURCES:
+        raise SettingsError(f"Unknown phase source '{source}': use {' or '.join(PHASE_SOURCES)}.")
     overlap = int(round(engine.settings.overlap_seconds * fmt.sample_rate))
     windows = torch.from_numpy(split(audio.astype(np.float32), fmt.window_samples, overlap))
-    images, maxima = converter.audio_to_image(windows)
+    images, maxima, input_phase = converter.audio_to_image_and_phase(windows)
     if vae:
         with engine.base.autocast():
             images = engine.decode(engine.encode(images)).float()
-    source = phase or engine.settings.phase
     rebuilt = converter.image_to_audio(images, maxima, torch.Generator().manual_seed(seed),
-                                       converter.phase(windows) if source == "input" else None)
+                                       input_phase if source == "input" else None)
     return join(rebuilt.cpu().numpy(), len(audio), overlap)
 
 

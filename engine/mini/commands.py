@@ -50,7 +50,7 @@ def add_commands(commands: argparse._SubParsersAction) -> dict:
     styles.add_argument("--out", default=str(STYLES_DIR), help="style folder (default: the shipped one)")
     styles.add_argument("--steps", type=int, default=TrainSettings().steps,
                         help=f"training steps per style (default {TrainSettings().steps})")
-    add_model_options(styles, MINI)
+    add_model_options(styles, MINI, rebuilds_audio=False)
     styles.set_defaults(styles_dir=None)
 
     acceptance = actions.add_parser("acceptance", help="measure styles against rendered ground truth (v2)")
