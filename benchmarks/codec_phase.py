@@ -82,12 +82,12 @@ def vae_then_griffin_lim_from_input_phase(engine: Engine, converter: Spectrogram
     fmt = engine.base.spectrogram
     overlap = int(round(engine.settings.overlap_seconds * fmt.sample_rate))
     windows = torch.from_numpy(split(audio.astype(np.float32), fmt.window_samples, overlap))
-    images, maxima = converter.audio_to_image(windows)
+    images, maxima, phase = converter.audio_to_image_and_phase(windows)
     with engine.base.autocast():
         decoded = engine.decode(engine.encode(images)).float()
     magnitude = converter.mel_to_magnitude(converter.image_to_mel(decoded, maxima))
     griffin_lim = SpectrogramConverter(replace(converter.format, griffin_lim_iters=iters))
-    rebuilt = griffin_lim.griffin_lim(magnitude, windows.shape[-1], initial_phase=converter.phase(windows))
+    rebuilt = griffin_lim.griffin_lim(magnitude, windows.shape[-1], initial_phase=phase)
     return join(rebuilt.cpu().numpy(), len(audio), overlap)
 
 

@@ -192,7 +192,8 @@ def _serve_cluster(args: argparse.Namespace, model: str) -> int:
     settings = ClusterSettings(
         model=model, replicas=args.replicas, gpus_per_replica=gpus, cpus_per_replica=args.cpus_per_replica,
         device=args.device, dtype=args.dtype, styles_dir=str(default_styles_dir(args.styles_dir)),
-        limits=AudioLimits(max_seconds=args.max_seconds), phase=args.phase, max_queued=args.queue, learn_steps=args.learn_steps,
+        limits=AudioLimits(max_seconds=args.max_seconds), phase=args.phase, max_queued=args.queue,
+        learn_steps=args.learn_steps,
         style=args.style, sampler=starting_settings(args), allow=tuple(args.allow), token=token, spool_root=str(spool_root),
         spool=SpoolSettings(max_upload_bytes=int(args.max_upload_mb * 2**20), keep_seconds=args.keep_results * 60),
         http=HttpSettings(per_client=args.per_client))

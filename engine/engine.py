@@ -38,7 +38,7 @@ from .outputs import check_output, fresh_path
 from .presets import preset_for
 from .progress import CancelCheck, Progress, ProgressCallback
 from .sampler import Sampler, SamplerSettings
-from .spectrogram import SpectrogramConverter, image_to_model_input, model_output_to_image
+from .spectrogram import SpectrogramConverter, check_phase_source, image_to_model_input, model_output_to_image
 from .style import INFO_FILE, WEIGHTS_FILE, Style, StyleInfo, StyleMix, parse_style_mix
 from .training import StyleTrainer, TrainSettings, collect_clips
 from .windows import join, split
@@ -60,9 +60,6 @@ class StylizeResult:
         return self.num_samples / self.sample_rate
 
 
-PHASE_SOURCES = ("input", "griffin-lim")
-
-
 @dataclass(frozen=True)
 class EngineSettings:
     """How audio is cut for the model (0.2 s overlaps with equal-power crossfades, Riffusion's long-audio path) and
@@ -77,8 +74,7 @@ class EngineSettings:
     phase: str = "input"
 
     def __post_init__(self):
-        if self.phase not in PHASE_SOURCES:
-            raise SettingsError(f"Unknown phase source '{self.phase}': use {' or '.join(PHASE_SOURCES)}.")
+        check_phase_source(self.phase)
 
 
 class Engine:

@@ -13,6 +13,18 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
+from .errors import SettingsError
+
+# Where rebuilt audio's phase comes from: the input's own STFT (stylizing has the input), or Griffin-Lim's estimate.
+PHASE_SOURCES = ("input", "griffin-lim")
+
+
+def check_phase_source(source: str) -> str:
+    """``source`` if it is a phase source, else a SettingsError in one line."""
+    if source not in PHASE_SOURCES:
+        raise SettingsError(f"Unknown phase source '{source}': use {' or '.join(PHASE_SOURCES)}.")
+    return source
+
 
 @dataclass(frozen=True)
 class SpectrogramFormat:
@@ -108,7 +120,9 @@ class SpectrogramConverter:
 
     def mel(self, audio: torch.Tensor) -> torch.Tensor:
         """Magnitude mel spectrogram of (..., samples) audio, shaped (..., n_mels, frames)."""
-        magnitude = self._stft(audio.to(self.device, torch.float32)).abs()
+        return self._mel_of(self._stft(audio.to(self.device, torch.float32)).abs())
+
+    def _mel_of(self, magnitude: torch.Tensor) -> torch.Tensor:
         return torch.einsum("fm,...ft->...mt", self.filterbank, magnitude)
 
     def mel_to_image(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,7 +139,7 @@ class SpectrogramConverter:
     def audio_to_image_and_phase(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`audio_to_image` and :meth:`phase` from one STFT: (image, per-image maximum, phase)."""
         spectrum = self._stft(audio.to(self.device, torch.float32))
-        image, max_value = self.mel_to_image(torch.einsum("fm,...ft->...mt", self.filterbank, spectrum.abs()))
+        image, max_value = self.mel_to_image(self._mel_of(spectrum.abs()))
         return image, max_value, torch.angle(spectrum)
 
     # -- synthesis ----------------------------------------------------------------------------------------------

@@ -109,6 +109,7 @@ def add_model_options(parser: argparse.ArgumentParser, model_default: str | None
     for commands that rebuild audio."""
     from restyle.engine.base_model import DEFAULT_MODEL, TINY
     from restyle.engine.mini import MINI
+    from restyle.engine.spectrogram import PHASE_SOURCES
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=model_default,
@@ -121,7 +122,7 @@ def add_model_options(parser: argparse.ArgumentParser, model_default: str | None
     group.add_argument("--max-seconds", type=float, default=600.0, help="refuse audio longer than this many seconds (default: 600)")
     if not rebuilds_audio:
         return
-    group.add_argument("--phase", default="input", choices=["input", "griffin-lim"],
+    group.add_argument("--phase", default="input", choices=PHASE_SOURCES,
                        help="phase of the rebuilt audio: the input's own, so the result stays in phase with the "
                             "input (default), or griffin-lim, Riffusion's estimate from a random start")
 

@@ -29,11 +29,11 @@ import torch
 
 from ..atomic import atomic_path, write_json
 from ..audio import mono_at, read_audio
-from ..engine import PHASE_SOURCES, Engine
+from ..engine import Engine
 from ..errors import SettingsError
 from ..progress import ProgressCallback
 from ..sampler import SamplerSettings
-from ..spectrogram import SpectrogramConverter
+from ..spectrogram import SpectrogramConverter, check_phase_source
 from ..training import TrainSettings
 from ..windows import join, split
 from .corpus import HELD_OUT_RECORDINGS, apply_effects, held_out_recordings, sequence
@@ -292,9 +292,7 @@ def codec_round_trip(engine: Engine, audio: np.ndarray, seed: int = 0, vae: bool
     phase source ("input" or "griffin-lim"; None: the engine's)."""
     fmt = engine.base.spectrogram
     converter = converter or engine.converter
-    source = phase or engine.settings.phase
-    if source not in PHASE_SOURCES:
-        raise SettingsError(f"Unknown phase source '{source}': use {' or '.join(PHASE_SOURCES)}.")
+    source = check_phase_source(phase or engine.settings.phase)
     overlap = int(round(engine.settings.overlap_seconds * fmt.sample_rate))
     windows = torch.from_numpy(split(audio.astype(np.float32), fmt.window_samples, overlap))
     images, maxima, input_phase = converter.audio_to_image_and_phase(windows)
